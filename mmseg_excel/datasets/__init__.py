@@ -1,0 +1,2 @@
+# Copyright (c) mmseg-excel contributors. All rights reserved.
+from . import transforms  # noqa: F401

@@ -1,0 +1,3 @@
+# Copyright (c) mmseg-excel contributors. All rights reserved.
+from . import (backbones, decode_heads, losses, necks, pseudo_labels,  # noqa: F401
+               segmentors, text)

@@ -1,0 +1,1 @@
+# Copyright (c) mmseg-excel contributors. All rights reserved.

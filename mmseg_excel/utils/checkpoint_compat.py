@@ -1,0 +1,2 @@
+# Copyright (c) mmseg-excel contributors. All rights reserved.
+"""Placeholder, replaced by the foundation work."""
