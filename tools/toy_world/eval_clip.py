@@ -1,0 +1,213 @@
+# Copyright (c) mmseg-excel contributors. All rights reserved.
+"""Zero-shot multi-label classification of the toy CLIP on a Toy World split.
+
+Scores are cosine similarities between the image embedding and one text
+embedding per foreground class (``--templates``, default ExCEL's
+``"a clean origami {}."``). Reported (``--split``, default ``test``):
+
+* mAP: mmpretrain ``AveragePrecision`` (macro), cross-checked against a
+  plain torch implementation;
+* precision / recall / F1 (mmpretrain ``MultiLabelMetric``, macro) at one
+  global score threshold chosen on ``--thr-split`` (default ``val``) to
+  maximise macro F1 there, and at top-1;
+* present-vs-absent separation: per-image AUC between the scores of present
+  and absent classes, and the share of images where every present class
+  outscores every absent one.
+
+Example::
+
+    python tools/toy_world/eval_clip.py --data data/toy_world \
+        --out mmseg_excel/data/toy_clip/zero_shot_test.json
+"""
+import argparse
+import json
+import os.path as osp
+import sys
+from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
+import torch
+from PIL import Image
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from _bootstrap import import_toy_world  # noqa: E402
+
+tw = import_toy_world()
+
+DEFAULT_TEMPLATES = ('a clean origami {}.', )
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """Command-line arguments."""
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--data', default='data/toy_world')
+    p.add_argument('--split', default='test')
+    p.add_argument('--thr-split', default='val')
+    p.add_argument('--checkpoint', default=None)
+    p.add_argument('--config', default=None)
+    p.add_argument('--templates', nargs='+', default=list(DEFAULT_TEMPLATES))
+    p.add_argument('--batch-size', type=int, default=256)
+    p.add_argument('--threads', type=int, default=2)
+    p.add_argument('--out', default=None, help='write the metrics as JSON')
+    return p.parse_args(argv)
+
+
+@torch.no_grad()
+def class_text_features(model, tokenizer, class_names: Sequence[str],
+                        templates: Sequence[str]) -> torch.Tensor:
+    """(K, D) unit class embeddings: mean of unit template embeddings."""
+    feats = []
+    for name in class_names:
+        tok = tokenizer([t.format(name) for t in templates])
+        e = model.encode_text(tok, normalize=True).mean(0)
+        feats.append(e / e.norm())
+    return torch.stack(feats)
+
+
+@torch.no_grad()
+def image_features(model, images: np.ndarray,
+                   batch_size: int = 256) -> torch.Tensor:
+    """(N, D) unit image embeddings of uint8 RGB images (N, H, W, 3)."""
+    import open_clip
+    mean = torch.tensor(open_clip.OPENAI_DATASET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(open_clip.OPENAI_DATASET_STD).view(1, 3, 1, 1)
+    out = []
+    for i in range(0, len(images), batch_size):
+        x = torch.from_numpy(images[i:i + batch_size]).permute(0, 3, 1, 2)
+        x = (x.float() / 255. - mean) / std
+        out.append(model.encode_image(x, normalize=True))
+    return torch.cat(out)
+
+
+def average_precision(scores: torch.Tensor,
+                      targets: torch.Tensor) -> torch.Tensor:
+    """Per-class AP (K,) in %: mean precision at each positive's rank."""
+    aps = []
+    for k in range(scores.shape[1]):
+        order = torch.argsort(scores[:, k], descending=True, stable=True)
+        t = targets[order, k].float()
+        if t.sum() == 0:
+            aps.append(torch.tensor(float('nan')))
+            continue
+        prec = t.cumsum(0) / torch.arange(1, len(t) + 1)
+        aps.append((prec * t).sum() / t.sum() * 100)
+    return torch.stack(aps)
+
+
+def separation(scores: torch.Tensor, targets: torch.Tensor) -> Dict[str, float]:
+    """Present-vs-absent separation within each image.
+
+    ``auc``: share of (present, absent) class pairs of the same image where
+    the present class scores higher (0.5 = chance); ``all_above``: share of
+    images whose lowest present score beats the highest absent score;
+    ``margin``: mean over images of mean(present) - mean(absent).
+    """
+    t = targets.bool()
+    diff = scores[:, :, None] - scores[:, None, :]  # (N, K, K): present - absent
+    pair = t[:, :, None] & ~t[:, None, :]
+    wins = ((diff > 0).float() + 0.5 * (diff == 0).float()) * pair
+    auc = (wins.sum() / pair.sum()).item()
+    inf = torch.tensor(float('inf'))
+    low = torch.where(t, scores, inf).amin(1)
+    high = torch.where(~t, scores, -inf).amax(1)
+    mp = (scores * t).sum(1) / t.sum(1)
+    ma = (scores * ~t).sum(1) / (~t).sum(1)
+    return dict(
+        auc=auc,
+        all_above=(low > high).float().mean().item(),
+        margin=(mp - ma).mean().item())
+
+
+def macro_f1(pred: torch.Tensor, targets: torch.Tensor) -> float:
+    """Macro F1 (%) of binary predictions (N, K)."""
+    tp = (pred & targets).sum(0).float()
+    fp = (pred & ~targets).sum(0).float()
+    fn = (~pred & targets).sum(0).float()
+    f1 = 2 * tp / (2 * tp + fp + fn).clamp(min=1)
+    return (f1.mean() * 100).item()
+
+
+def best_threshold(scores: torch.Tensor, targets: torch.Tensor) -> float:
+    """Global threshold maximising macro F1 (candidates: score quantiles)."""
+    cands = torch.quantile(scores.flatten(), torch.linspace(0.01, 0.99, 197))
+    f1 = [macro_f1(scores > c, targets.bool()) for c in cands]
+    return cands[int(np.argmax(f1))].item()
+
+
+def load_split(root: str, split: str,
+               num_classes: int) -> Tuple[np.ndarray, torch.Tensor, List[str]]:
+    """Images (N, H, W, 3) uint8 and multi-hot targets (N, K) of a split."""
+    list_file = osp.join(root, 'ImageSets', 'Segmentation', split + '.txt')
+    if not osp.isfile(list_file):
+        raise FileNotFoundError(f'split list not found: {list_file}')
+    with open(list_file) as f:
+        ids = [line.strip() for line in f if line.strip()]
+    with open(osp.join(root, 'cls_labels.json')) as f:
+        labels = json.load(f)
+    images = np.stack([
+        np.asarray(Image.open(osp.join(root, 'JPEGImages', i + '.png')))
+        for i in ids
+    ])
+    targets = torch.zeros(len(ids), num_classes, dtype=torch.long)
+    for n, i in enumerate(ids):
+        targets[n, [c - 1 for c in labels[i]]] = 1
+    return images, targets, ids
+
+
+def mmpretrain_metrics(scores: torch.Tensor, targets: torch.Tensor,
+                       thr: float) -> Dict[str, float]:
+    """mAP and macro P/R/F1 with mmpretrain (needs mmcv)."""
+    from mmpretrain.evaluation import AveragePrecision, MultiLabelMetric
+    res = dict(mAP=AveragePrecision.calculate(scores, targets).item())
+    binary = (scores > thr).float()
+    p, r, f1, _ = MultiLabelMetric.calculate(binary, targets, thr=0.5)
+    res.update(precision=p.item(), recall=r.item(), f1=f1.item())
+    p, r, f1, _ = MultiLabelMetric.calculate(scores, targets, topk=1)
+    res.update(precision_top1=p.item(), recall_top1=r.item(),
+               f1_top1=f1.item())
+    return res
+
+
+def evaluate(model, tokenizer, root: str, split: str, thr_split: str,
+             templates: Sequence[str], batch_size: int = 256) -> dict:
+    """All metrics of ``split``; the F1 threshold comes from ``thr_split``."""
+    names = list(tw.CLASS_NAMES)
+    text = class_text_features(model, tokenizer, names, templates)
+    out = dict(split=split, thr_split=thr_split, templates=list(templates),
+               classes=names)
+    imgs, t_thr, _ = load_split(root, thr_split, len(names))
+    thr = best_threshold(image_features(model, imgs, batch_size) @ text.T,
+                         t_thr)
+    imgs, targets, ids = load_split(root, split, len(names))
+    scores = image_features(model, imgs, batch_size) @ text.T
+    ap = average_precision(scores, targets)
+    out.update(
+        num_images=len(ids),
+        threshold=thr,
+        mAP_torch=ap.nanmean().item(),
+        AP_per_class={n: a.item() for n, a in zip(names, ap)},
+        f1_torch=macro_f1(scores > thr, targets.bool()),
+        separation=separation(scores, targets))
+    try:
+        out['mmpretrain'] = mmpretrain_metrics(scores, targets, thr)
+    except ImportError as e:  # mmpretrain needs mmcv
+        out['mmpretrain'] = f'unavailable: {e}'
+    return out
+
+
+def main(argv=None) -> None:
+    """Entry point."""
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    model, tokenizer, _ = tw.load_toy_clip(args.checkpoint, args.config)
+    res = evaluate(model, tokenizer, args.data, args.split, args.thr_split,
+                   args.templates, args.batch_size)
+    text = json.dumps(res, indent=1)
+    print(text)
+    if args.out:
+        with open(args.out, 'w') as f:
+            f.write(text + '\n')
+
+
+if __name__ == '__main__':
+    main()
