@@ -1,2 +1,13 @@
 # Copyright (c) mmseg-excel contributors. All rights reserved.
 from . import transforms  # noqa: F401
+from .coco_wsss import COCO_WSSS_CLASSES, COCOWSSSDataset
+from .image_labels import (class_ids_from_mask, multi_hot, read_labels_file,
+                           write_labels_file)
+from .voc_wsss import VOC_CLASSES, VOCWSSSDataset, voc_colormap
+from .wsss_dataset import BaseWSSSDataset
+
+__all__ = [
+    'BaseWSSSDataset', 'VOCWSSSDataset', 'COCOWSSSDataset', 'VOC_CLASSES',
+    'COCO_WSSS_CLASSES', 'voc_colormap', 'class_ids_from_mask', 'multi_hot',
+    'read_labels_file', 'write_labels_file'
+]

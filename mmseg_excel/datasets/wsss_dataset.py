@@ -1,0 +1,160 @@
+# Copyright (c) mmseg-excel contributors. All rights reserved.
+"""Common base of the WSSS datasets (EXCEL.md §8.1 "Data layout").
+
+A WSSS sample is an image, its image-level labels and (for evaluation, or to
+derive the labels) its VOC-style mask. Subclasses only say where an image id's
+image and mask live (:meth:`BaseWSSSDataset.sample_paths`).
+"""
+import os.path as osp
+from typing import Dict, List, Optional, Tuple
+
+import mmengine
+
+from mmseg.datasets import BaseSegDataset
+from .image_labels import read_labels_file
+
+
+class BaseWSSSDataset(BaseSegDataset):
+    """A split-file dataset whose samples carry image-level labels.
+
+    Each data info holds ``img_id``, ``img_path``, ``seg_map_path``,
+    ``num_classes`` (classes incl. background, read by
+    ``LoadImageLevelLabels``), ``label_map``, ``reduce_zero_label``,
+    ``seg_fields`` and, when configured, ``cls_label_ids`` (from
+    ``cls_labels_file``) and ``pseudo_seg_map_path``.
+
+    Loading checks the input and names the file at fault: a missing
+    ``data_root`` or split file, images named by the split file but absent, a
+    labels file lacking an image, missing pseudo masks.
+
+    Args:
+        ann_file (str): Split file, one image id per line (relative paths are
+            joined with ``data_root``).
+        cls_labels_file (str, optional): Labels file written by
+            ``tools/dataset_converters/*_image_labels.py`` (format in
+            :mod:`mmseg_excel.datasets.image_labels`); relative paths are
+            joined with ``data_root``. Without it the labels are derived from
+            the masks by ``LoadImageLevelLabels``.
+        pseudo_seg_map_dir (str, optional): Folder of pseudo masks
+            ``<img_id><pseudo_seg_map_suffix>`` used for training instead of
+            the ground truth (read by ``LoadPseudoSegMap``); relative paths
+            are joined with ``data_root``. Leave unset for validation.
+        pseudo_seg_map_suffix (str): Pseudo mask suffix. Defaults to '.png'.
+        check_files (bool): Check at load time that every listed image (and
+            pseudo mask) exists. Defaults to True.
+        **kwargs: ``BaseSegDataset`` arguments (``data_root``,
+            ``data_prefix``, ``pipeline``, ``indices``, ...).
+    """
+
+    def __init__(self,
+                 ann_file: str,
+                 cls_labels_file: Optional[str] = None,
+                 pseudo_seg_map_dir: Optional[str] = None,
+                 pseudo_seg_map_suffix: str = '.png',
+                 check_files: bool = True,
+                 img_suffix: str = '.jpg',
+                 seg_map_suffix: str = '.png',
+                 **kwargs) -> None:
+        data_root = kwargs.get('data_root')
+        self.cls_labels_file = self._join_root(data_root, cls_labels_file)
+        self.pseudo_seg_map_dir = self._join_root(data_root,
+                                                  pseudo_seg_map_dir)
+        self.pseudo_seg_map_suffix = pseudo_seg_map_suffix
+        self.check_files = check_files
+        super().__init__(
+            ann_file=ann_file,
+            img_suffix=img_suffix,
+            seg_map_suffix=seg_map_suffix,
+            **kwargs)
+
+    @staticmethod
+    def _join_root(root: Optional[str], path: Optional[str]) -> Optional[str]:
+        """Join a relative path with the data root (mmengine convention)."""
+        if path is None or root is None or osp.isabs(path):
+            return path
+        return osp.join(root, path)
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes including background."""
+        return len(self._metainfo['classes'])
+
+    def sample_paths(self, img_id: str) -> Tuple[str, Optional[str]]:
+        """Image and mask path of one image id (subclasses)."""
+        raise NotImplementedError
+
+    def _read_split(self) -> List[str]:
+        """Image ids of the split file, with input checks."""
+        if (self.data_root is not None and self.backend_args is None
+                and not osp.isdir(self.data_root)):
+            raise FileNotFoundError(
+                f'dataset root not found: {self.data_root} '
+                f'({self.__class__.__name__})')
+        if not self.ann_file:
+            raise ValueError(f'{self.__class__.__name__} needs a split file '
+                             '(ann_file)')
+        if self.backend_args is None and not osp.isfile(self.ann_file):
+            raise FileNotFoundError(f'split file not found: {self.ann_file}')
+        ids = [
+            line.strip() for line in mmengine.list_from_file(
+                self.ann_file, backend_args=self.backend_args) if line.strip()
+        ]
+        if not ids:
+            raise ValueError(f'split file {self.ann_file} lists no image')
+        return ids
+
+    def _labels(self, ids: List[str]) -> Optional[Dict[str, List[int]]]:
+        """Image-level labels from ``cls_labels_file`` (or None)."""
+        if self.cls_labels_file is None:
+            return None
+        labels = read_labels_file(
+            self.cls_labels_file,
+            num_classes=(len(self.label_map)
+                         if self.label_map else self.num_classes),
+            classes=None if self.label_map else self._metainfo['classes'])
+        missing = [i for i in ids if i not in labels]
+        if missing:
+            raise KeyError(
+                f'labels file {self.cls_labels_file} has no entry for '
+                f'{len(missing)} image(s) of {self.ann_file}, first: '
+                f'{missing[0]!r}')
+        return labels
+
+    def load_data_list(self) -> List[dict]:
+        """Build the data infos of the split, checking the files."""
+        ids = self._read_split()
+        labels = self._labels(ids)
+        # local-file checks; skipped for remote backends
+        check = self.check_files and self.backend_args is None
+        data_list = []
+        missing_img, missing_pseudo = [], []
+        for img_id in ids:
+            img_path, seg_map_path = self.sample_paths(img_id)
+            if check and not osp.isfile(img_path):
+                missing_img.append(img_path)
+            info = dict(
+                img_id=img_id,
+                img_path=img_path,
+                seg_map_path=seg_map_path,
+                num_classes=self.num_classes,
+                label_map=self.label_map,
+                reduce_zero_label=self.reduce_zero_label,
+                seg_fields=[])
+            if labels is not None:
+                info['cls_label_ids'] = labels[img_id]
+            if self.pseudo_seg_map_dir is not None:
+                pseudo = osp.join(self.pseudo_seg_map_dir,
+                                  img_id + self.pseudo_seg_map_suffix)
+                if check and not osp.isfile(pseudo):
+                    missing_pseudo.append(pseudo)
+                info['pseudo_seg_map_path'] = pseudo
+            data_list.append(info)
+        if missing_img:
+            raise FileNotFoundError(
+                f'{len(missing_img)} image(s) listed in {self.ann_file} do not '
+                f'exist, first: {missing_img[0]}')
+        if missing_pseudo:
+            raise FileNotFoundError(
+                f'{len(missing_pseudo)} pseudo mask(s) missing in '
+                f'{self.pseudo_seg_map_dir}, first: {missing_pseudo[0]}')
+        return data_list
