@@ -81,6 +81,9 @@ if ! "$PY" -c "import pydensecrf.densecrf" 2>/dev/null; then
     quiet "${PIP[@]}" install cython
     quiet "${PIP[@]}" install --no-build-isolation -r requirements/optional.txt
 fi
+# torch pulls setuptools >= 77, which no longer ships pkg_resources; mmengine
+# 0.10.7 needs pkg_resources to resolve `mmseg::` configs. Pin it back last.
+quiet "${PIP[@]}" install --no-deps "setuptools<70"
 log "installing mmseg-excel in editable mode"
 quiet "${PIP[@]}" install --no-deps --no-build-isolation -e .
 "$PY" -c "import mmseg_excel, mmseg.models, mmcv.ops, open_clip, pydensecrf.densecrf; print('[setup_env] ok: mmseg_excel', mmseg_excel.__version__)"

@@ -33,8 +33,11 @@ _ENV_UNSAFE = 'MMSEG_EXCEL_UNSAFE_LOAD'
 def checkpoint_safe_globals() -> List[Callable]:
     """Types that mmengine's Runner writes into checkpoints (meta, hub)."""
     from mmengine.logging import HistoryBuffer
+    # HistoryBuffer pickles bound statistics methods as getattr(obj, name);
+    # torch's restricted unpickler still refuses to *call* anything that is
+    # not allow-listed, so getattr only yields values here.
     safe: List[Any] = [HistoryBuffer, OrderedDict, defaultdict, np.ndarray,
-                       np.dtype]
+                       np.dtype, getattr, slice]
     # numpy's pickling entry points moved between 1.x and 2.x.
     for mod_name in ('numpy.core.multiarray', 'numpy._core.multiarray'):
         try:
