@@ -3,11 +3,12 @@ from . import transforms  # noqa: F401
 from .coco_wsss import COCO_WSSS_CLASSES, COCOWSSSDataset
 from .image_labels import (class_ids_from_mask, multi_hot, read_labels_file,
                            write_labels_file)
-from .voc_wsss import VOC_CLASSES, VOCWSSSDataset, voc_colormap
+from .voc_wsss import (VOC_CLASSES, VOCLayoutWSSSDataset, VOCWSSSDataset,
+                       voc_colormap)
 from .wsss_dataset import BaseWSSSDataset
 
 __all__ = [
-    'BaseWSSSDataset', 'VOCWSSSDataset', 'COCOWSSSDataset', 'VOC_CLASSES',
-    'COCO_WSSS_CLASSES', 'voc_colormap', 'class_ids_from_mask', 'multi_hot',
-    'read_labels_file', 'write_labels_file'
+    'BaseWSSSDataset', 'VOCWSSSDataset', 'VOCLayoutWSSSDataset',
+    'COCOWSSSDataset', 'VOC_CLASSES', 'COCO_WSSS_CLASSES', 'voc_colormap',
+    'class_ids_from_mask', 'multi_hot', 'read_labels_file', 'write_labels_file'
 ]

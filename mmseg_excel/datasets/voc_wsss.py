@@ -5,8 +5,7 @@ Layout under ``data_root`` (``data/VOCdevkit/VOC2012``)::
 
     JPEGImages/<id>.jpg
     SegmentationClassAug/<id>.png        # SBD-augmented masks (train_aug+val)
-    ImageSets/Segmentation/{train_aug,train,val,test}.txt
-                                          # 10 582 / 1 464 / 1 449 / 1 456
+    ImageSets/Segmentation/{train_aug,train,val}.txt   # 10 582 / 1 464 / 1 449
 """
 import os.path as osp
 from typing import Optional, Tuple
@@ -61,3 +60,28 @@ class VOCWSSSDataset(BaseWSSSDataset):
             osp.join(seg_dir, img_id +
                      self.seg_map_suffix) if seg_dir else None)
         return img, seg
+
+
+@DATASETS.register_module()
+class VOCLayoutWSSSDataset(VOCWSSSDataset):
+    """Any WSSS dataset in the VOC folder layout with its own classes.
+
+    For synthetic or custom datasets (e.g. the Toy World): the classes
+    (background first) and optionally the palette come from ``metainfo``;
+    ``img_suffix`` may be changed (``'.png'``).
+
+    Args:
+        metainfo (dict): Must hold ``classes``; ``palette`` defaults to the
+            VOC colour map.
+        **kwargs: As :class:`VOCWSSSDataset`.
+    """
+    METAINFO: dict = dict()
+
+    def __init__(self, metainfo: Optional[dict] = None, **kwargs) -> None:
+        if not metainfo or not metainfo.get('classes'):
+            raise ValueError(
+                'VOCLayoutWSSSDataset needs metainfo=dict(classes=[...]) '
+                '(background first)')
+        metainfo = dict(metainfo)
+        metainfo.setdefault('palette', voc_colormap(len(metainfo['classes'])))
+        super().__init__(metainfo=metainfo, **kwargs)

@@ -346,3 +346,24 @@ def test_dataloader_from_base_configs(tiny_voc, tiny_coco):
             types = [t['type'] for t in gt_crop]
             assert types.index('DropGTSegMap') == types.index('RandomCrop') + 1
             assert gt_crop[types.index('RandomCrop')]['cat_max_ratio'] < 1
+
+
+def test_voc_layout_dataset_with_own_classes(tmp_path):
+    info = make_tiny_voc(str(tmp_path / 'toy'), num_classes=5, seed=3)
+    classes = ('background', 'a', 'b', 'c', 'd')
+    ds = DATASETS.build(
+        dict(
+            voc_cfg(info),
+            type='VOCLayoutWSSSDataset',
+            metainfo=dict(classes=classes)))
+    assert len(ds.metainfo['palette']) == 5
+    check_train_samples(ds, info, 'train_aug', 5)
+    with pytest.raises(ValueError, match='metainfo'):
+        DATASETS.build(dict(voc_cfg(info), type='VOCLayoutWSSSDataset'))
+    # a mask id beyond the declared classes is an error naming the mask
+    img_id = info['splits']['train_aug'][1]
+    mask = np.array(Image.open(info['mask_paths'][img_id]))
+    mask[0, 0] = 5
+    write_mask(info['mask_paths'][img_id], mask)
+    with pytest.raises(ValueError, match=rf'{img_id}\.png.*\[5\]'):
+        ds[1]
