@@ -127,6 +127,8 @@ def test_coco_train_labels_from_masks(tiny_coco):
            for d in ds.load_data_list()].index(tiny_coco['gray_id'])
     img = ds[idx]['inputs']
     assert img.shape[0] == 3
+    assert torch.equal(img[0], img[1]) and torch.equal(img[1], img[2])
+    assert img.float().std() > 0
 
 
 def test_val_samples_keep_gt_at_original_size(tiny_voc):
