@@ -42,7 +42,7 @@ class ToyClass:
 
 TOY_CLASSES: Tuple[ToyClass, ...] = (
     ToyClass('apple', 'round', {'red': .7, 'green': .2, 'yellow': .1},
-             {'plain': .85, 'dotted': .15}, (.12, .2), 25., [
+             {'plain': .85, 'dotted': .15}, (.16, .26), 25., [
                  'it is a round fruit with a short stem on top.',
                  'it has a small leaf next to its stem.',
                  'it has a smooth and shiny skin.',
@@ -51,7 +51,7 @@ TOY_CLASSES: Tuple[ToyClass, ...] = (
              ]),
     ToyClass('star', 'five-pointed', {'yellow': .7, 'orange': .2,
                                       'white': .1},
-             {'plain': .7, 'striped': .3}, (.13, .22), 180., [
+             {'plain': .7, 'striped': .3}, (.17, .28), 180., [
                  'it has five sharp points around its centre.',
                  'its outline is a five-pointed star shape.',
                  'it has pointed tips and narrow inner corners.',
@@ -59,7 +59,7 @@ TOY_CLASSES: Tuple[ToyClass, ...] = (
                  'it has straight edges between its points.',
              ]),
     ToyClass('ring', 'hollow', {'blue': .5, 'purple': .3, 'orange': .2},
-             {'plain': .5, 'striped': .5}, (.12, .19), 180., [
+             {'plain': .5, 'striped': .5}, (.15, .24), 180., [
                  'it is a thick circular band with a hole in the middle.',
                  'the background can be seen through its centre.',
                  'it has a round inner edge and a round outer edge.',
@@ -67,7 +67,7 @@ TOY_CLASSES: Tuple[ToyClass, ...] = (
                  'it is hollow, with an empty round centre.',
              ]),
     ToyClass('cross', 'plus-shaped', {'white': .4, 'red': .4, 'blue': .2},
-             {'plain': .6, 'checkered': .4}, (.11, .18), 180., [
+             {'plain': .6, 'checkered': .4}, (.15, .23), 180., [
                  'it is made of two crossing bars of equal length.',
                  'it looks like a plus sign.',
                  'it has four arms meeting at right angles.',
@@ -75,7 +75,7 @@ TOY_CLASSES: Tuple[ToyClass, ...] = (
                  'its arms are thick rectangular bars.',
              ]),
     ToyClass('heart', 'heart-shaped', {'pink': .6, 'red': .3, 'purple': .1},
-             {'plain': .7, 'dotted': .3}, (.12, .2), 30., [
+             {'plain': .7, 'dotted': .3}, (.16, .26), 30., [
                  'it has two round lobes at the top and a point at the bottom.',
                  'it looks like a valentine heart symbol.',
                  'it has a small dip in the middle of its top edge.',
@@ -83,7 +83,7 @@ TOY_CLASSES: Tuple[ToyClass, ...] = (
                  'it is a symmetric shape with curved edges.',
              ]),
     ToyClass('moon', 'crescent', {'white': .5, 'yellow': .5},
-             {'plain': .8, 'dotted': .2}, (.13, .22), 60., [
+             {'plain': .8, 'dotted': .2}, (.17, .28), 60., [
                  'it is a thin curved crescent shape.',
                  'it looks like a circle with a bite taken out of its side.',
                  'it has two pointed horns at its ends.',
@@ -92,7 +92,7 @@ TOY_CLASSES: Tuple[ToyClass, ...] = (
              ]),
     ToyClass('kite', 'diamond-shaped', {'orange': .4, 'red': .3,
                                         'purple': .3},
-             {'striped': .6, 'checkered': .4}, (.15, .24), 40., [
+             {'striped': .6, 'checkered': .4}, (.19, .3), 40., [
                  'it is a tall diamond shape with four corners.',
                  'it is longer from top to bottom than from side to side.',
                  'it has straight edges meeting at sharp corners.',
@@ -100,7 +100,7 @@ TOY_CLASSES: Tuple[ToyClass, ...] = (
                  'it looks like a flying toy made of paper.',
              ]),
     ToyClass('fish', 'finned', {'orange': .4, 'blue': .3, 'yellow': .3},
-             {'dotted': .6, 'striped': .4}, (.14, .23), 25., [
+             {'dotted': .6, 'striped': .4}, (.18, .29), 25., [
                  'it has an oval body and a triangular tail fin.',
                  'it is longer than it is tall.',
                  'its tail is a forked fin at one end of its body.',

@@ -26,7 +26,7 @@ def _class_sentences(spec: ToyClass) -> List[str]:
     c1, c2, cn = colours[0], colours[1 % len(colours)], colours[-1]
     t1, t2 = textures[0], textures[1 % len(textures)]
     mean_r = sum(spec.radius) / 2
-    size = 'small' if mean_r < 0.14 else ('medium' if mean_r < 0.17 else
+    size = 'small' if mean_r < 0.205 else ('medium' if mean_r < 0.23 else
                                            'large')
     s = list(spec.facts)
     s += [

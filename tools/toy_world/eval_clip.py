@@ -100,9 +100,12 @@ def separation(scores: torch.Tensor, targets: torch.Tensor) -> Dict[str, float]:
     ``auc``: share of (present, absent) class pairs of the same image where
     the present class scores higher (0.5 = chance); ``all_above``: share of
     images whose lowest present score beats the highest absent score;
-    ``margin``: mean over images of mean(present) - mean(absent).
+    ``margin``: mean over images of mean(present) - mean(absent). Images
+    without a present or without an absent class are skipped.
     """
     t = targets.bool()
+    valid = t.any(1) & (~t).any(1)  # images with a present and an absent
+    t, scores = t[valid], scores[valid]
     diff = scores[:, :, None] - scores[:, None, :]  # (N, K, K): present - absent
     pair = t[:, :, None] & ~t[:, None, :]
     wins = ((diff > 0).float() + 0.5 * (diff == 0).float()) * pair
