@@ -73,6 +73,7 @@ def test_random_offset_pad_places_image_and_pads_values():
         assert out['img'].shape == (48, 53, 3)  # w already >= 40
         top, left = out['pad_offset']
         assert left == 0 and 0 <= top <= 11
+        assert out['img_box'] == (top, top + 37, 0, 53)
         offsets.add(top)
         np.testing.assert_array_equal(out['img'][top:top + 37], img)
         np.testing.assert_array_equal(out['gt_seg_map'][top:top + 37], mask)

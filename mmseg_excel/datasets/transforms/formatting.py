@@ -22,7 +22,9 @@ class PackWSSSInputs(PackSegInputs):
     - ``pseudo_sem_seg``: only if ``LoadPseudoSegMap`` loaded a pseudo mask.
 
     Args:
-        meta_keys (tuple[str]): As ``PackSegInputs``; ``img_id`` is added.
+        meta_keys (tuple[str]): As ``PackSegInputs``, plus ``img_id`` and
+            ``img_box`` (image region inside a padded crop, if padded by
+            ``RandomOffsetPad``).
     """
 
     def __init__(

@@ -23,7 +23,9 @@ class RandomOffsetPad(BaseTransform):
     """Pad image and masks to at least ``size`` at a random offset.
 
     Required keys: ``img``. Modified keys: ``img``, ``img_shape``, every key
-    in ``seg_fields``. Added keys: ``pad_shape``, ``pad_offset`` (top, left).
+    in ``seg_fields``. Added keys: ``pad_shape``, ``pad_offset`` (top, left),
+    ``img_box`` (``[top, bottom, left, right]`` of the image inside the padded
+    canvas, the official ``img_box`` order).
 
     Args:
         size (int | tuple[int, int]): Minimum ``(h, w)`` after padding.
@@ -74,6 +76,7 @@ class RandomOffsetPad(BaseTransform):
         results['img_shape'] = out_hw
         results['pad_shape'] = out_hw
         results['pad_offset'] = (top, left)
+        results['img_box'] = (top, top + h, left, left + w)
         return results
 
     def __repr__(self) -> str:
