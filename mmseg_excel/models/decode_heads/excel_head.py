@@ -300,10 +300,13 @@ class ExCELHead(BaseDecodeHead):
             for ds in batch_data_samples
         ]).long()
 
-    def loss(self, inputs: HeadInput, batch_data_samples: SampleList,
-             train_cfg: ConfigType) -> dict:
+    def loss(self,
+             inputs: HeadInput,
+             batch_data_samples: SampleList,
+             train_cfg: ConfigType,
+             hw: Optional[Sequence[int]] = None) -> dict:
         """Forward + :meth:`loss_by_feat` on the pseudo labels."""
-        return self.loss_by_feat(self.forward(inputs), batch_data_samples)
+        return self.loss_by_feat(self.forward(inputs, hw), batch_data_samples)
 
     def loss_by_feat(self,
                      seg_logits: Union[Dict[str, Tensor], Tensor],

@@ -219,3 +219,13 @@ def test_registry_build_and_predict():
         mode='bilinear',
         align_corners=False)
     torch.testing.assert_close(logits, expect)
+
+
+def test_loss_with_non_square_grid():
+    head = _head()
+    tok = _tokens(b=2, h=2, w=3)
+    y = torch.randint(0, K, (2, 32, 48))
+    losses = head.loss(tok, _samples(y), train_cfg=None, hw=(2, 3))
+    direct = head.loss_by_feat(head(tok, hw=(2, 3)), y)
+    torch.testing.assert_close(losses['loss_seg'], direct['loss_seg'])
+    torch.testing.assert_close(losses['loss_aff'], direct['loss_aff'])
