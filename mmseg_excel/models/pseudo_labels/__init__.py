@@ -1,1 +1,17 @@
 # Copyright (c) mmseg-excel contributors. All rights reserved.
+"""Patch-text CAMs, attention affinity (CAA), PAR, dense CRF, pseudo labels."""
+from .affinity import (AttentionAffinity, box_masks_from_maps,
+                       connected_components, minmax_upsample,
+                       sinkhorn_affinity, sinkhorn_normalise)
+from .crf import DenseCRF, clip_es_prob, mean_subtracted_uint8
+from .generator import ExCELPseudoLabeler, infer_grid, present_classes
+from .par import PAR, PixelAdaptiveRefinement
+from .surgery_cam import SurgeryPatchTextMap, patch_text_maps
+
+__all__ = [
+    'AttentionAffinity', 'box_masks_from_maps', 'connected_components',
+    'minmax_upsample', 'sinkhorn_affinity', 'sinkhorn_normalise', 'DenseCRF',
+    'clip_es_prob', 'mean_subtracted_uint8', 'ExCELPseudoLabeler',
+    'infer_grid', 'present_classes', 'PAR', 'PixelAdaptiveRefinement', 'SurgeryPatchTextMap',
+    'patch_text_maps'
+]
