@@ -256,8 +256,10 @@ def main(argv: Optional[List[str]] = None) -> dict:
 
 def crf_label(crf, out: dict, j: int, meta: dict, sample) -> np.ndarray:
     """Dense CRF on [background; CAMs] at the original resolution."""
-    scores = out['scores'][j]  # (1 + K_i, H_pad, W_pad) probabilities
-    keys = out['keys'][j]  # (1 + K_i,) class ids
+    valid = torch.cat([out['valid'].new_ones(1), out['valid'][j]])
+    scores = out['cams_with_bkg'][j][valid]  # [bg; CAMs] (1 + K_i, H, W)
+    keys = torch.cat([out['class_idx'].new_zeros(1),
+                      out['class_idx'][j] + 1])[valid]
     img_h, img_w = meta['img_shape'][:2]
     scores = scores[:, :img_h, :img_w]
     ori_h, ori_w = meta['ori_shape'][:2]
@@ -265,7 +267,7 @@ def crf_label(crf, out: dict, j: int, meta: dict, sample) -> np.ndarray:
         scores[None].float(), size=(ori_h, ori_w), mode='bilinear',
         align_corners=False)[0]
     image = np.asarray(Image.open(sample.img_path).convert('RGB'))
-    prob = crf.refine_prob(image, scores.cpu())
+    prob = crf([image], [scores.cpu()])[0]
     return keys.cpu()[prob.argmax(0)].numpy()
 
 
