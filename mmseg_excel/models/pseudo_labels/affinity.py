@@ -130,6 +130,12 @@ class AttentionAffinity(nn.Module):
     ``T = sinkhorn_affinity(Ā)``; per class ``refined_c = (T ⊙ B_c[cols]) ·
     vec(cam_c)`` with ``B_c`` the box mask of §5.2.
 
+    Configurations: ExCEL ``dict(num_layers=6, box_threshold=0.79)`` (0.88
+    COCO, 0.75 training-time validation) with ``seg_attn`` after the LVC
+    switch; CLIP-ES ``dict(num_layers=8, box_threshold=0.4)`` (0.7 COCO) on
+    the head-averaged maps, followed by :func:`minmax_upsample` to the
+    original size.
+
     Args:
         num_layers: how many of the last attention maps to average
             (6 for ExCEL, 8 for CLIP-ES).
@@ -194,6 +200,11 @@ class AttentionAffinity(nn.Module):
         """
         b, p, k = cams.shape
         h, w = grid_hw
+        # fp32 as the official code (box thresholds on uint8(255·m) are
+        # sensitive to the dtype of m)
+        cams = cams.float()
+        attn_weights = attn_weights.float()
+        seg_attn = seg_attn.float() if seg_attn is not None else None
         if h * w != p:
             raise ValueError(f'grid {grid_hw} does not match P={p} patches')
         affinity = sinkhorn_affinity(self.mean_attention(attn_weights, seg_attn),
@@ -201,5 +212,5 @@ class AttentionAffinity(nn.Module):
         cam_maps = cams.transpose(1, 2).reshape(b, k, h, w)
         boxes = box_masks_from_maps(cam_maps, self.box_threshold)
         src = (boxes * cam_maps).reshape(b, k, p).transpose(1, 2)  # (B, P, K)
-        refined = (affinity.to(src.dtype) @ src).transpose(1, 2).reshape(b, k, h, w)
+        refined = (affinity @ src).transpose(1, 2).reshape(b, k, h, w)
         return refined, boxes, affinity

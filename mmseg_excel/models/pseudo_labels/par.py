@@ -81,11 +81,13 @@ class PixelAdaptiveRefinement(nn.Module):
         var = torch.zeros_like(images)
         for dy, dx in self.offsets:
             var += (self._shift(xp, dy, dx, h, w) - mean)**2
-        std = (var / (n - 1)).sqrt_() + 1e-8
+        # a_k / w1 = |I(q) − I(p)| / (std + 1e-8) / w1; mean over channels of −a²
+        inv = 1.0 / ((var / (n - 1)).sqrt_() + 1e-8) / self.w1
         aff = images.new_empty(b, n, h, w)
         for k, (dy, dx) in enumerate(self.offsets):
-            a = (self._shift(xp, dy, dx, h, w) - images).abs_() / std / self.w1
-            aff[:, k] = -(a**2).mean(1)
+            a = (self._shift(xp, dy, dx, h, w) - images).mul_(inv).square_()
+            torch.sum(a, 1, out=aff[:, k])
+        aff.mul_(-1.0 / c)
         aff = aff.softmax(1)
         aff += self.w2 * self.pos_weight.to(aff).view(1, n, 1, 1)
         return aff
