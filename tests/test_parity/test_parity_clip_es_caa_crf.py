@@ -34,8 +34,8 @@ def test_caa_matches_official(clip_es_parity_dir):
         w_attn = img_g['attn_weight_mean8']
         p = w_attn.shape[0]
         # the head-averaged maps of the last layers, class token dropped, averaged
-        mod_all = AttentionAffinity(num_layers=n_layers, box_threshold=thr,
-                                    sinkhorn_iters=3, power=2)
+        mod_all = AttentionAffinity(
+            num_layers=n_layers, box_threshold=thr, sinkhorn_iters=3, power=2)
         mean = mod_all.mean_attention(img_g['attn_weights_last8'][:, None])[0]
         assert _rel(mean, w_attn) < 1e-5
         assert _rel(sinkhorn_normalise(w_attn, 3), img_caa['sinkhorn']) < 1e-5
@@ -43,11 +43,15 @@ def test_caa_matches_official(clip_es_parity_dir):
         cams = torch.stack([pl['grayscale_cam'] for pl in img_g['per_label']])
         k, h, w = cams.shape
         assert h * w == p
-        mod = AttentionAffinity(num_layers=1, box_threshold=thr,
-                                sinkhorn_iters=3, power=2,
-                                drop_class_token=False)
+        mod = AttentionAffinity(
+            num_layers=1,
+            box_threshold=thr,
+            sinkhorn_iters=3,
+            power=2,
+            drop_class_token=False)
         refined, boxes, aff = mod(w_attn[None, None],
-                                  cams.reshape(1, k, p).transpose(1, 2), (h, w))
+                                  cams.reshape(1, k, p).transpose(1, 2),
+                                  (h, w))
         assert _rel(aff[0], img_caa['affinity']) < 1e-5
         for j, pl in enumerate(img_caa['per_label']):
             assert pl['class_id'] == labels[j]
@@ -63,7 +67,8 @@ def test_caa_matches_official(clip_es_parity_dir):
         for j, pl in enumerate(img_caa['per_label']):
             assert (hi[j] - pl['cam_refined_highres']).abs().max() < 1e-5
         assert torch.equal(img_caa['keys'], torch.tensor(labels))
-        assert (hi.half().float() - img_caa['attn_highres'].float()).abs().max() < 1e-3
+        assert (hi.half().float() -
+                img_caa['attn_highres'].float()).abs().max() < 1e-3
 
 
 def test_box_mask_single_map_matches_stored_boxes(clip_es_parity_dir):
@@ -84,23 +89,29 @@ def test_crf_matches_official(clip_es_parity_dir):
     crf_fx = _load(clip_es_parity_dir / 'crf.pt')
     caa = _load(clip_es_parity_dir / 'caa.pt')
     inputs = _load(clip_es_parity_dir / 'inputs.pt')
-    crf = DenseCRF(**crf_fx['params'], image_mode='clip_es',
-                   mean_bgr=crf_fx['mean_bgr'], wrap_uint8=True,
-                   unary_dtype='float16',
-                   confidence_threshold=crf_fx['confidence_threshold'],
-                   ignore_index=crf_fx['ignore_index'])
+    crf = DenseCRF(
+        **crf_fx['params'],
+        image_mode='clip_es',
+        mean_bgr=crf_fx['mean_bgr'],
+        wrap_uint8=True,
+        unary_dtype='float16',
+        confidence_threshold=crf_fx['confidence_threshold'],
+        ignore_index=crf_fx['ignore_index'])
     for i, im in enumerate(crf_fx['images']):
         rgb = inputs['images_rgb_uint8'][i]
-        assert np.array_equal(crf.prepare_image(rgb), im['image_bgr_uint8'].numpy())
-        prob = clip_es_prob(caa['images'][i]['attn_highres'], crf_fx['bg_power'])
+        assert np.array_equal(
+            crf.prepare_image(rgb), im['image_bgr_uint8'].numpy())
+        prob = clip_es_prob(caa['images'][i]['attn_highres'],
+                            crf_fx['bg_power'])
         assert np.array_equal(prob, im['prob'].numpy())
         c = prob.shape[0]
-        assert np.array_equal(crf.unary(im['prob']),
-                              im['unary'].float().numpy().reshape(c, -1))
-        q = crf.inference_single(im['image_bgr_uint8'].numpy(), im['prob'],
-                                 prepared=True)
+        assert np.array_equal(
+            crf.unary(im['prob']), im['unary'].float().numpy().reshape(c, -1))
+        q = crf.inference_single(
+            im['image_bgr_uint8'].numpy(), im['prob'], prepared=True)
         assert np.array_equal(q, im['Q'].numpy())
-        labels, raw, conf = crf.predict([rgb], [im['prob']], [im['keys_padded']])
+        labels, raw, conf = crf.predict([rgb], [im['prob']],
+                                        [im['keys_padded']])
         assert torch.equal(conf[0], im['confidence'])
         assert torch.equal(raw[0].to(torch.uint8), im['label'])
         assert torch.equal(labels[0].to(torch.uint8), im['pseudo_mask'])

@@ -64,8 +64,12 @@ def test_refine_and_pseudo_labels(parity_dir, step):
         affinity=dict(num_layers=6, box_threshold=CAA_THRESHOLD),
         par=dict(dilations=PAR_DILATIONS, num_iter=PAR_ITERS))
     images = _train_images(inputs)
-    out = gen(s['attr_maps_used'], enc['attn_weights'], inputs['cls_labels'],
-              images, seg_attn=seg_attn)
+    out = gen(
+        s['attr_maps_used'],
+        enc['attn_weights'],
+        inputs['cls_labels'],
+        images,
+        seg_attn=seg_attn)
     for i, ref in enumerate(s['refined']):
         k = len(ref['cls'])
         assert torch.equal(out['class_idx'][i, :k], ref['cls'])

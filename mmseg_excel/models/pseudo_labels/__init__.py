@@ -12,6 +12,6 @@ __all__ = [
     'AttentionAffinity', 'box_masks_from_maps', 'connected_components',
     'minmax_upsample', 'sinkhorn_affinity', 'sinkhorn_normalise', 'DenseCRF',
     'clip_es_prob', 'mean_subtracted_uint8', 'ExCELPseudoLabeler',
-    'infer_grid', 'present_classes', 'PAR', 'PixelAdaptiveRefinement', 'SurgeryPatchTextMap',
-    'patch_text_maps'
+    'infer_grid', 'present_classes', 'PAR', 'PixelAdaptiveRefinement',
+    'SurgeryPatchTextMap', 'patch_text_maps'
 ]

@@ -38,7 +38,8 @@ def sinkhorn_affinity(attn: Tensor, iters: int = 3, power: int = 2) -> Tensor:
     return out
 
 
-def connected_components(binary: Tensor, max_iter: Optional[int] = None) -> Tensor:
+def connected_components(binary: Tensor,
+                         max_iter: Optional[int] = None) -> Tensor:
     """8-connected component labels of binary maps (..., h, w), on device.
 
     Every foreground pixel gets the largest flat index + 1 of its
@@ -48,8 +49,9 @@ def connected_components(binary: Tensor, max_iter: Optional[int] = None) -> Tens
     shape = binary.shape
     h, w = shape[-2:]
     fg = binary.reshape(-1, 1, h, w).float()
-    idx = torch.arange(1, h * w + 1, device=binary.device,
-                       dtype=torch.float32).view(1, 1, h, w)
+    idx = torch.arange(
+        1, h * w + 1, device=binary.device,
+        dtype=torch.float32).view(1, 1, h, w)
     lab = fg * idx
     max_iter = h * w if max_iter is None else max_iter
     for i in range(max_iter):
@@ -90,8 +92,14 @@ def box_masks_from_maps(cams: Tensor, threshold: float) -> Tensor:
     ys = torch.arange(h, device=cams.device).repeat_interleave(w).expand(m, -1)
     xs = torch.arange(w, device=cams.device).repeat(h).expand(m, -1)
     big = h * w + 1
-    init_min = torch.full((m, h * w + 1), big, dtype=torch.long, device=cams.device)
-    init_max = torch.full((m, h * w + 1), -1, dtype=torch.long, device=cams.device)
+    init_min = torch.full((m, h * w + 1),
+                          big,
+                          dtype=torch.long,
+                          device=cams.device)
+    init_max = torch.full((m, h * w + 1),
+                          -1,
+                          dtype=torch.long,
+                          device=cams.device)
     y0 = init_min.scatter_reduce(1, labels, ys, 'amin')
     x0 = init_min.scatter_reduce(1, labels, xs, 'amin')
     y1 = (init_max.scatter_reduce(1, labels, ys, 'amax') + 1).clamp(max=h - 1)
@@ -106,7 +114,8 @@ def box_masks_from_maps(cams: Tensor, threshold: float) -> Tensor:
     return mask.to(cams.dtype).view(shape)
 
 
-def minmax_upsample(maps: Tensor, size: Tuple[int, int],
+def minmax_upsample(maps: Tensor,
+                    size: Tuple[int, int],
                     eps: float = 1e-7) -> Tensor:
     """``(x − min) / (eps + max(x − min))`` per map, then bilinear resize.
 
@@ -116,8 +125,11 @@ def minmax_upsample(maps: Tensor, size: Tuple[int, int],
     flat = maps.flatten(2)
     flat = flat - flat.amin(-1, keepdim=True)
     flat = flat / (eps + flat.amax(-1, keepdim=True))
-    return F.interpolate(flat.view_as(maps), size=tuple(size), mode='bilinear',
-                         align_corners=False)
+    return F.interpolate(
+        flat.view_as(maps),
+        size=tuple(size),
+        mode='bilinear',
+        align_corners=False)
 
 
 @MODELS.register_module()
@@ -147,8 +159,11 @@ class AttentionAffinity(nn.Module):
         seg_attn_eps: the 1e-5 of the kept-layer average.
     """
 
-    def __init__(self, num_layers: int = 6, box_threshold: float = 0.79,
-                 sinkhorn_iters: int = 3, power: int = 2,
+    def __init__(self,
+                 num_layers: int = 6,
+                 box_threshold: float = 0.79,
+                 sinkhorn_iters: int = 3,
+                 power: int = 2,
                  drop_class_token: bool = True,
                  seg_attn_eps: float = 1e-5) -> None:
         super().__init__()
@@ -163,28 +178,36 @@ class AttentionAffinity(nn.Module):
         self.drop_class_token = drop_class_token
         self.seg_attn_eps = seg_attn_eps
 
-    def mean_attention(self, attn_weights: Tensor,
+    def mean_attention(self,
+                       attn_weights: Tensor,
                        seg_attn: Optional[Tensor] = None) -> Tensor:
         """Ā (B, P, P) from ``attn_weights`` (L, B, N, N)."""
         if attn_weights.dim() != 4 or attn_weights.shape[0] < self.num_layers:
-            raise ValueError('attn_weights must be (L, B, N, N) with L >= '
-                             f'{self.num_layers}, got {tuple(attn_weights.shape)}')
+            raise ValueError(
+                'attn_weights must be (L, B, N, N) with L >= '
+                f'{self.num_layers}, got {tuple(attn_weights.shape)}')
         a = attn_weights[-self.num_layers:]
         if self.drop_class_token:
             a = a[..., 1:, 1:]
         if seg_attn is None:
             return a.mean(0)
         if seg_attn.shape != a.shape[1:]:
-            raise ValueError(f'seg_attn must be (B, P, P) = {tuple(a.shape[1:])},'
-                             f' got {tuple(seg_attn.shape)}')
+            raise ValueError(
+                f'seg_attn must be (B, P, P) = {tuple(a.shape[1:])},'
+                f' got {tuple(seg_attn.shape)}')
         diff = (seg_attn.unsqueeze(0) - a).sum((-2, -1))  # (L, B)
         keep = (diff <= diff.mean(0, keepdim=True)).to(a.dtype)
         mean = (keep[..., None, None] * a).sum(0) / (
             keep.sum(0)[..., None, None] + self.seg_attn_eps)
         return mean * seg_attn
 
-    def forward(self, attn_weights: Tensor, cams: Tensor, grid_hw: Tuple[int, int],
-                seg_attn: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor]:
+    def forward(
+            self,
+            attn_weights: Tensor,
+            cams: Tensor,
+            grid_hw: Tuple[int, int],
+            seg_attn: Optional[Tensor] = None
+    ) -> Tuple[Tensor, Tensor, Tensor]:
         """Refine ``cams`` (B, P, K) with the attention of the same images.
 
         Args:
@@ -207,8 +230,9 @@ class AttentionAffinity(nn.Module):
         seg_attn = seg_attn.float() if seg_attn is not None else None
         if h * w != p:
             raise ValueError(f'grid {grid_hw} does not match P={p} patches')
-        affinity = sinkhorn_affinity(self.mean_attention(attn_weights, seg_attn),
-                                     self.sinkhorn_iters, self.power)
+        affinity = sinkhorn_affinity(
+            self.mean_attention(attn_weights, seg_attn), self.sinkhorn_iters,
+            self.power)
         cam_maps = cams.transpose(1, 2).reshape(b, k, h, w)
         boxes = box_masks_from_maps(cam_maps, self.box_threshold)
         src = (boxes * cam_maps).reshape(b, k, p).transpose(1, 2)  # (B, P, K)

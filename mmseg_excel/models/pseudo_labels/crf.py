@@ -30,7 +30,8 @@ def _np(x: ArrayLike) -> np.ndarray:
     return x.detach().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x)
 
 
-def mean_subtracted_uint8(image_bgr: ArrayLike, mean_bgr: Sequence[float],
+def mean_subtracted_uint8(image_bgr: ArrayLike,
+                          mean_bgr: Sequence[float],
                           wrap: bool = True) -> np.ndarray:
     """CLIP-ES bilateral image: ``uint8(float32(BGR) − mean_bgr)``.
 
@@ -40,7 +41,8 @@ def mean_subtracted_uint8(image_bgr: ArrayLike, mean_bgr: Sequence[float],
     x = _np(image_bgr).astype(np.float32) - np.asarray(mean_bgr, np.float32)
     x = np.trunc(x)
     if wrap:
-        return np.ascontiguousarray(np.mod(x.astype(np.int64), 256).astype(np.uint8))
+        return np.ascontiguousarray(
+            np.mod(x.astype(np.int64), 256).astype(np.uint8))
     return np.ascontiguousarray(np.clip(x, 0, 255).astype(np.uint8))
 
 
@@ -73,21 +75,30 @@ class DenseCRF:
         ignore_index: label of ignored pixels (255).
     """
 
-    def __init__(self, iter_max: int = 10, pos_xy_std: float = 1,
-                 pos_w: float = 3, bi_xy_std: float = 67,
-                 bi_rgb_std: float = 3, bi_w: float = 4,
+    def __init__(self,
+                 iter_max: int = 10,
+                 pos_xy_std: float = 1,
+                 pos_w: float = 3,
+                 bi_xy_std: float = 67,
+                 bi_rgb_std: float = 3,
+                 bi_w: float = 4,
                  image_mode: str = 'rgb',
                  mean_bgr: Sequence[float] = (104.008, 116.669, 122.675),
-                 wrap_uint8: bool = True, unary_dtype: str = 'float32',
+                 wrap_uint8: bool = True,
+                 unary_dtype: str = 'float32',
                  clip: float = 1e-5,
                  confidence_threshold: Optional[float] = None,
                  ignore_index: int = 255) -> None:
         if dcrf is None:
-            raise ImportError('DenseCRF needs pydensecrf: pip install pydensecrf2')
+            raise ImportError(
+                'DenseCRF needs pydensecrf: pip install pydensecrf2')
         if image_mode not in ('rgb', 'clip_es'):
-            raise ValueError(f"image_mode must be 'rgb' or 'clip_es', got {image_mode!r}")
+            raise ValueError(
+                f"image_mode must be 'rgb' or 'clip_es', got {image_mode!r}")
         if unary_dtype not in ('float32', 'float16'):
-            raise ValueError(f"unary_dtype must be 'float32' or 'float16', got {unary_dtype!r}")
+            raise ValueError(
+                f"unary_dtype must be 'float32' or 'float16', got {unary_dtype!r}"
+            )
         self.iter_max = iter_max
         self.pos_xy_std, self.pos_w = pos_xy_std, pos_w
         self.bi_xy_std, self.bi_rgb_std, self.bi_w = bi_xy_std, bi_rgb_std, bi_w
@@ -106,23 +117,30 @@ class DenseCRF:
         """
         img = _np(image_rgb)
         if img.ndim != 3:
-            raise ValueError(f'image must be (H, W, 3) or (3, H, W), got {img.shape}')
+            raise ValueError(
+                f'image must be (H, W, 3) or (3, H, W), got {img.shape}')
         if img.shape[-1] != 3 and img.shape[0] == 3:
             img = img.transpose(1, 2, 0)
         if img.dtype != np.uint8:
-            raise ValueError(f'DenseCRF expects a uint8 RGB image, got {img.dtype}')
+            raise ValueError(
+                f'DenseCRF expects a uint8 RGB image, got {img.dtype}')
         if self.image_mode == 'clip_es':
-            return mean_subtracted_uint8(img[..., ::-1], self.mean_bgr, self.wrap_uint8)
+            return mean_subtracted_uint8(img[..., ::-1], self.mean_bgr,
+                                         self.wrap_uint8)
         return np.ascontiguousarray(img)
 
     def unary(self, prob: ArrayLike) -> np.ndarray:
         """``−log(clip(prob, clip, 1))`` as (C, H·W) float32."""
         p = _np(prob)
-        p = p.astype(np.float16 if self.unary_dtype == 'float16' else np.float32)
+        p = p.astype(np.float16 if self.unary_dtype ==
+                     'float16' else np.float32)
         p = np.clip(p, p.dtype.type(self.clip), p.dtype.type(1.0))
-        return np.ascontiguousarray((-np.log(p)).reshape(p.shape[0], -1).astype(np.float32))
+        return np.ascontiguousarray(
+            (-np.log(p)).reshape(p.shape[0], -1).astype(np.float32))
 
-    def inference_single(self, image: np.ndarray, prob: ArrayLike,
+    def inference_single(self,
+                         image: np.ndarray,
+                         prob: ArrayLike,
                          prepared: bool = False) -> np.ndarray:
         """Posterior Q (C, H, W) float32 for one image.
 
@@ -132,14 +150,19 @@ class DenseCRF:
             prob: (C, H, W) class scores (not necessarily normalised).
         """
         c, h, w = _np(prob).shape
-        img = np.ascontiguousarray(_np(image)) if prepared else self.prepare_image(image)
+        img = np.ascontiguousarray(
+            _np(image)) if prepared else self.prepare_image(image)
         if img.shape[:2] != (h, w):
-            raise ValueError(f'image {img.shape[:2]} and prob {(h, w)} sizes differ')
+            raise ValueError(
+                f'image {img.shape[:2]} and prob {(h, w)} sizes differ')
         d = dcrf.DenseCRF2D(w, h, c)
         d.setUnaryEnergy(self.unary(prob))
         d.addPairwiseGaussian(sxy=self.pos_xy_std, compat=self.pos_w)
-        d.addPairwiseBilateral(sxy=self.bi_xy_std, srgb=self.bi_rgb_std,
-                               rgbim=img, compat=self.bi_w)
+        d.addPairwiseBilateral(
+            sxy=self.bi_xy_std,
+            srgb=self.bi_rgb_std,
+            rgbim=img,
+            compat=self.bi_w)
         q = d.inference(self.iter_max)
         return np.array(q, dtype=np.float32).reshape(c, h, w)
 
@@ -147,17 +170,21 @@ class DenseCRF:
                  probs: Union[Tensor, Sequence[ArrayLike]]) -> List[Tensor]:
         """Batch CRF: per image ``Q`` (C_i, H_i, W_i) as float32 tensors."""
         if len(images) != len(probs):
-            raise ValueError(f'{len(images)} images but {len(probs)} probability maps')
+            raise ValueError(
+                f'{len(images)} images but {len(probs)} probability maps')
         out = []
         for img, prob in zip(images, probs):
             dev = prob.device if isinstance(prob, Tensor) else 'cpu'
-            out.append(torch.from_numpy(self.inference_single(img, prob)).to(dev))
+            out.append(
+                torch.from_numpy(self.inference_single(img, prob)).to(dev))
         return out
 
-    def predict(self, images: Union[Tensor, Sequence[ArrayLike]],
-                probs: Union[Tensor, Sequence[ArrayLike]],
-                keys: Optional[Sequence[Tensor]] = None
-                ) -> Tuple[List[Tensor], List[Tensor], List[Tensor]]:
+    def predict(
+        self,
+        images: Union[Tensor, Sequence[ArrayLike]],
+        probs: Union[Tensor, Sequence[ArrayLike]],
+        keys: Optional[Sequence[Tensor]] = None
+    ) -> Tuple[List[Tensor], List[Tensor], List[Tensor]]:
         """Labels with confidence-guided ignoring.
 
         Args:
@@ -172,10 +199,12 @@ class DenseCRF:
         labels, raw, confs = [], [], []
         for i, q in enumerate(qs):
             conf, idx = q.max(0)
-            lab = idx if keys is None else torch.as_tensor(keys[i], device=q.device)[idx]
+            lab = idx if keys is None else torch.as_tensor(
+                keys[i], device=q.device)[idx]
             raw.append(lab)
             if self.confidence_threshold is not None:
-                lab = lab.masked_fill(conf < self.confidence_threshold, self.ignore_index)
+                lab = lab.masked_fill(conf < self.confidence_threshold,
+                                      self.ignore_index)
             labels.append(lab)
             confs.append(conf)
         return labels, raw, confs

@@ -29,7 +29,8 @@ def present_classes(cls_labels: Tensor) -> Tuple[Tensor, Tensor]:
     counts = present.sum(1)
     kmax = max(int(counts.max().item()) if b > 0 else 0, 1)
     class_idx = order[:, :kmax]
-    valid = torch.arange(kmax, device=cls_labels.device).unsqueeze(0) < counts.unsqueeze(1)
+    valid = torch.arange(
+        kmax, device=cls_labels.device).unsqueeze(0) < counts.unsqueeze(1)
     return torch.where(valid, class_idx, torch.zeros_like(class_idx)), valid
 
 
@@ -38,8 +39,9 @@ def infer_grid(num_patches: int, image_hw: Sequence[int]) -> Tuple[int, int]:
     hh, ww = image_hw
     h = int(round(math.sqrt(num_patches * hh / ww)))
     if h < 1 or num_patches % h:
-        raise ValueError(f'cannot infer the patch grid of P={num_patches} for an '
-                         f'image of {hh}x{ww}; pass grid_hw')
+        raise ValueError(
+            f'cannot infer the patch grid of P={num_patches} for an '
+            f'image of {hh}x{ww}; pass grid_hw')
     return h, num_patches // h
 
 
@@ -65,8 +67,11 @@ class ExCELPseudoLabeler(nn.Module):
         norm_eps: epsilon of the per-class min–max (1e-7).
     """
 
-    def __init__(self, affinity: Optional[dict] = None, par: Optional[dict] = None,
-                 bg_power: float = 1.0, norm_eps: float = 1e-7) -> None:
+    def __init__(self,
+                 affinity: Optional[dict] = None,
+                 par: Optional[dict] = None,
+                 bg_power: float = 1.0,
+                 norm_eps: float = 1e-7) -> None:
         super().__init__()
         affinity = dict(affinity or {})
         affinity.pop('type', None)
@@ -78,9 +83,14 @@ class ExCELPseudoLabeler(nn.Module):
         self.norm_eps = norm_eps
 
     @torch.no_grad()
-    def forward(self, cams: Tensor, attn_weights: Tensor, cls_labels: Tensor,
-                images: Tensor, seg_attn: Optional[Tensor] = None,
-                grid_hw: Optional[Tuple[int, int]] = None) -> Dict[str, Tensor]:
+    def forward(
+            self,
+            cams: Tensor,
+            attn_weights: Tensor,
+            cls_labels: Tensor,
+            images: Tensor,
+            seg_attn: Optional[Tensor] = None,
+            grid_hw: Optional[Tuple[int, int]] = None) -> Dict[str, Tensor]:
         """Generate pseudo labels.
 
         Args:
@@ -101,12 +111,15 @@ class ExCELPseudoLabeler(nn.Module):
         """
         b, p, k_fg = cams.shape
         if cls_labels.shape != (b, k_fg):
-            raise ValueError(f'cls_labels must be (B, K_fg) = {(b, k_fg)}, got '
-                             f'{tuple(cls_labels.shape)}')
+            raise ValueError(
+                f'cls_labels must be (B, K_fg) = {(b, k_fg)}, got '
+                f'{tuple(cls_labels.shape)}')
         if images.dim() != 4 or images.shape[0] != b:
-            raise ValueError(f'images must be (B={b}, 3, H, W), got {tuple(images.shape)}')
+            raise ValueError(
+                f'images must be (B={b}, 3, H, W), got {tuple(images.shape)}')
         hh, ww = images.shape[-2:]
-        grid_hw = tuple(grid_hw) if grid_hw is not None else infer_grid(p, (hh, ww))
+        grid_hw = tuple(grid_hw) if grid_hw is not None else infer_grid(
+            p, (hh, ww))
         class_idx, valid = present_classes(cls_labels)
         sel = cams.gather(2, class_idx.unsqueeze(1).expand(b, p, -1))
         refined, boxes, _ = self.affinity(attn_weights, sel, grid_hw, seg_attn)
@@ -120,6 +133,11 @@ class ExCELPseudoLabeler(nn.Module):
         scores = out.masked_fill(~chan_valid[:, :, None, None], float('-inf'))
         keys = torch.cat([class_idx.new_zeros(b, 1), class_idx + 1], 1)
         labels = keys.gather(1, scores.argmax(1).flatten(1)).view(b, hh, ww)
-        return dict(pseudo_labels=labels, class_idx=class_idx, valid=valid,
-                    refined=refined, box_masks=boxes, cams_with_bkg=with_bkg,
-                    refined_cams=out)
+        return dict(
+            pseudo_labels=labels,
+            class_idx=class_idx,
+            valid=valid,
+            refined=refined,
+            box_masks=boxes,
+            cams_with_bkg=with_bkg,
+            refined_cams=out)

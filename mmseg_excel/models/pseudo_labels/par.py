@@ -37,12 +37,15 @@ class PixelAdaptiveRefinement(nn.Module):
         w2: weight of the positional term (0.01).
     """
 
-    def __init__(self, dilations: Sequence[int] = (1, 2, 4, 8, 12, 24),
-                 num_iter: int = 20, w1: float = 0.3,
+    def __init__(self,
+                 dilations: Sequence[int] = (1, 2, 4, 8, 12, 24),
+                 num_iter: int = 20,
+                 w1: float = 0.3,
                  w2: float = 0.01) -> None:
         super().__init__()
         if len(dilations) == 0 or min(dilations) < 1:
-            raise ValueError(f'PAR dilations must be positive, got {dilations}')
+            raise ValueError(
+                f'PAR dilations must be positive, got {dilations}')
         self.dilations = [int(d) for d in dilations]
         self.num_iter = int(num_iter)
         self.w1 = float(w1)
@@ -50,12 +53,17 @@ class PixelAdaptiveRefinement(nn.Module):
         self.offsets = _neighbour_offsets(self.dilations)
         # float32 sqrt(2) times the dilation, as the official kernel builds it
         pos = torch.cat([
-            torch.tensor([math.sqrt(2), 1, math.sqrt(2), 1, 1, math.sqrt(2), 1,
-                          math.sqrt(2)], dtype=torch.float32) * d
-            for d in self.dilations
+            torch.tensor([
+                math.sqrt(2), 1,
+                math.sqrt(2), 1, 1,
+                math.sqrt(2), 1,
+                math.sqrt(2)
+            ],
+                         dtype=torch.float32) * d for d in self.dilations
         ])
         pos_aff = -(pos / (pos.std() + 1e-8) / self.w1)**2
-        self.register_buffer('pos_weight', pos_aff.softmax(0), persistent=False)
+        self.register_buffer(
+            'pos_weight', pos_aff.softmax(0), persistent=False)
 
     def _padded(self, x: Tensor) -> Tensor:
         """Replicate-pad by the largest dilation (clamped indices)."""
@@ -99,15 +107,16 @@ class PixelAdaptiveRefinement(nn.Module):
         when the sizes differ. Any per-channel affine normalisation of the
         image gives the same result.
         """
-        if images.dim() != 4 or masks.dim() != 4 or images.shape[0] != masks.shape[0]:
+        if images.dim() != 4 or masks.dim(
+        ) != 4 or images.shape[0] != masks.shape[0]:
             raise ValueError('PAR expects images (B, 3, H, W) and masks '
                              f'(B, C, H, W), got {tuple(images.shape)} and '
                              f'{tuple(masks.shape)}')
         h, w = masks.shape[-2:]
         images = images.to(masks.dtype)
         if images.shape[-2:] != masks.shape[-2:]:
-            images = F.interpolate(images, size=(h, w), mode='bilinear',
-                                   align_corners=True)
+            images = F.interpolate(
+                images, size=(h, w), mode='bilinear', align_corners=True)
         aff = self.affinity(images)
         x = masks
         for _ in range(self.num_iter):

@@ -36,8 +36,9 @@ def patch_text_maps(image_features: Tensor,
                          f'and text (T, E), got {tuple(image_features.shape)}'
                          f' and {tuple(text.shape)}')
     if image_features.shape[-1] != text.shape[-1]:
-        raise ValueError(f'embedding sizes differ: image {image_features.shape[-1]}'
-                         f' vs text {text.shape[-1]} (text must be (T, E))')
+        raise ValueError(
+            f'embedding sizes differ: image {image_features.shape[-1]}'
+            f' vs text {text.shape[-1]} (text must be (T, E))')
     if not 0 < num_fg <= text.shape[0]:
         raise ValueError(f'num_fg={num_fg} must be in 1..T={text.shape[0]}')
     sims = image_features @ text.t()  # (B, N, T)
@@ -62,11 +63,14 @@ class SurgeryPatchTextMap(nn.Module):
             transposed (E, T) ``text_attr``.
     """
 
-    def __init__(self, num_fg: int, temperature: float = 2.0,
+    def __init__(self,
+                 num_fg: int,
+                 temperature: float = 2.0,
                  text_layout: str = 'TE') -> None:
         super().__init__()
         if text_layout not in ('TE', 'ET'):
-            raise ValueError(f"text_layout must be 'TE' or 'ET', got {text_layout!r}")
+            raise ValueError(
+                f"text_layout must be 'TE' or 'ET', got {text_layout!r}")
         self.num_fg = num_fg
         self.temperature = temperature
         self.text_layout = text_layout

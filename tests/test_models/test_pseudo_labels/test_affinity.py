@@ -16,7 +16,8 @@ def cv2_box_mask(cam: np.ndarray, thr: float) -> np.ndarray:
     h, w = cam.shape
     g = (cam * 255).astype(np.uint8)
     _, binary = cv2.threshold(g, int(thr * np.max(g)), 255, cv2.THRESH_BINARY)
-    contours, _ = cv2.findContours(binary, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)
+    contours, _ = cv2.findContours(binary, cv2.RETR_TREE,
+                                   cv2.CHAIN_APPROX_SIMPLE)
     mask = np.zeros((h, w), np.float32)
     for c in contours:
         x, y, bw, bh = cv2.boundingRect(c)
@@ -54,14 +55,16 @@ def test_box_masks_batched_equals_single_and_hole_case():
     m[1:8, 1:8] = 1
     m[3:6, 3:6] = 0
     m[4, 4] = 1
-    assert np.array_equal(box_masks_from_maps(torch.from_numpy(m), 0.5).numpy(),
-                          cv2_box_mask(m, 0.5))
+    assert np.array_equal(
+        box_masks_from_maps(torch.from_numpy(m), 0.5).numpy(),
+        cv2_box_mask(m, 0.5))
     torch.manual_seed(1)
     maps = torch.rand(3, 4, 7, 11)
     batched = box_masks_from_maps(maps, 0.6)
     for b in range(3):
         for k in range(4):
-            assert torch.equal(batched[b, k], box_masks_from_maps(maps[b, k], 0.6))
+            assert torch.equal(batched[b, k],
+                               box_masks_from_maps(maps[b, k], 0.6))
     # an all-zero map gives an empty mask (threshold 0, nothing > 0)
     assert box_masks_from_maps(torch.zeros(5, 5), 0.4).sum() == 0
 
@@ -142,7 +145,8 @@ def test_layer_selection_keeps_high_mass_layers():
     mod = AttentionAffinity(num_layers=3)
     # diff_l = Σ(0.5 − l) is ≤ its mean for layers 2 and 3 only
     mean = mod.mean_attention(attn, seg)
-    assert torch.allclose(mean, torch.full((1, p, p), 2.5 / (2 + 1e-5) * 2 * 0.5))
+    assert torch.allclose(mean,
+                          torch.full((1, p, p), 2.5 / (2 + 1e-5) * 2 * 0.5))
 
 
 def test_bad_inputs():

@@ -32,14 +32,17 @@ def test_crf_smooths_and_ignores():
     img = np.zeros((h, w, 3), np.uint8)
     img[:, w // 2:] = 200
     # noisy probabilities that favour the true split
-    p1 = np.where(np.arange(w)[None] >= w // 2, 0.7, 0.3) + rng.normal(0, 0.25, (h, w))
+    p1 = np.where(np.arange(w)[None] >= w // 2, 0.7, 0.3) + rng.normal(
+        0, 0.25, (h, w))
     p1 = np.clip(p1, 0.01, 0.99).astype(np.float32)
     prob = np.stack([1 - p1, p1])
     noisy = prob.argmax(0)
     crf = DenseCRF(confidence_threshold=0.9)
-    labels, raw, conf = crf.predict([img], [torch.from_numpy(prob)], [torch.tensor([0, 7])])
+    labels, raw, conf = crf.predict([img], [torch.from_numpy(prob)],
+                                    [torch.tensor([0, 7])])
     truth = np.where(np.arange(w)[None] >= w // 2, 7, 0).repeat(h, 0)
-    assert (raw[0].numpy() == truth).mean() > (np.where(noisy, 7, 0) == truth).mean()
+    assert (raw[0].numpy() == truth).mean() > (np.where(noisy, 7,
+                                                        0) == truth).mean()
     assert (raw[0].numpy() == truth).mean() > 0.95
     ign = labels[0].numpy() == 255
     assert np.array_equal(ign, conf[0].numpy() < 0.9)
@@ -57,8 +60,9 @@ def test_unary_dtypes():
     assert np.allclose(u32, -np.log(np.clip(prob, 1e-5, 1)).reshape(2, -1))
     u16 = DenseCRF(unary_dtype='float16').unary(prob)
     assert u16.dtype == np.float32
-    assert np.array_equal(u16, (-np.log(np.clip(prob.astype(np.float16), np.float16(1e-5),
-                                               np.float16(1)))).reshape(2, -1).astype(np.float32))
+    assert np.array_equal(u16, (-np.log(
+        np.clip(prob.astype(np.float16), np.float16(1e-5),
+                np.float16(1)))).reshape(2, -1).astype(np.float32))
 
 
 def test_bad_inputs(monkeypatch):
@@ -67,7 +71,8 @@ def test_bad_inputs(monkeypatch):
     with pytest.raises(ValueError, match='uint8'):
         DenseCRF().prepare_image(np.zeros((4, 4, 3), np.float32))
     with pytest.raises(ValueError, match='sizes differ'):
-        DenseCRF().inference_single(np.zeros((4, 4, 3), np.uint8), np.ones((2, 5, 4)))
+        DenseCRF().inference_single(
+            np.zeros((4, 4, 3), np.uint8), np.ones((2, 5, 4)))
     with pytest.raises(ValueError, match='probability maps'):
         DenseCRF()([np.zeros((4, 4, 3), np.uint8)], [])
     monkeypatch.setattr(crf_module, 'dcrf', None)

@@ -16,8 +16,9 @@ def _inputs(seed=0, b=3, k_fg=6, hw=(4, 6), img=(32, 48), layers=4):
 
 
 def _gen():
-    return ExCELPseudoLabeler(affinity=dict(num_layers=3, box_threshold=0.6),
-                              par=dict(dilations=(1, 2), num_iter=3))
+    return ExCELPseudoLabeler(
+        affinity=dict(num_layers=3, box_threshold=0.6),
+        par=dict(dilations=(1, 2), num_iter=3))
 
 
 def test_present_classes_layout():
@@ -31,7 +32,8 @@ def test_present_classes_layout():
 
 def test_batched_equals_single_images_and_labels_are_present_classes():
     cams, attn, images = _inputs()
-    labels = torch.tensor([[0, 1, 0, 0, 1, 1], [0, 0, 1, 0, 0, 0], [1, 0, 0, 0, 0, 1]])
+    labels = torch.tensor([[0, 1, 0, 0, 1, 1], [0, 0, 1, 0, 0, 0],
+                           [1, 0, 0, 0, 0, 1]])
     gen = _gen()
     out = gen(cams, attn, labels, images)
     pl = out['pseudo_labels']
@@ -39,14 +41,18 @@ def test_batched_equals_single_images_and_labels_are_present_classes():
     for b in range(3):
         allowed = {0} | {c + 1 for c in labels[b].nonzero().flatten().tolist()}
         assert set(pl[b].unique().tolist()) <= allowed
-        single = gen(cams[b:b + 1], attn[:, b:b + 1], labels[b:b + 1], images[b:b + 1])
+        single = gen(cams[b:b + 1], attn[:, b:b + 1], labels[b:b + 1],
+                     images[b:b + 1])
         assert torch.equal(single['pseudo_labels'][0], pl[b])
         k = int(labels[b].sum())
         # matmul rounding (1e-7) is amplified by the min-max of the nearly
         # flat maps that uniform random attention produces
-        assert torch.allclose(single['refined'][0], out['refined'][b, :k], rtol=1e-5)
-        assert torch.allclose(single['cams_with_bkg'][0], out['cams_with_bkg'][b, :1 + k],
-                              atol=1e-4)
+        assert torch.allclose(
+            single['refined'][0], out['refined'][b, :k], rtol=1e-5)
+        assert torch.allclose(
+            single['cams_with_bkg'][0],
+            out['cams_with_bkg'][b, :1 + k],
+            atol=1e-4)
         assert (out['cams_with_bkg'][b, 1 + k:] == 0).all()
     assert 255 not in pl  # no ignore pixels (quirk 12)
 
@@ -54,8 +60,10 @@ def test_batched_equals_single_images_and_labels_are_present_classes():
 def test_closed_form_of_background_and_argmax_without_par():
     cams, attn, images = _inputs(1, b=1)
     labels = torch.tensor([[0, 0, 1, 0, 1, 0]])
-    gen = ExCELPseudoLabeler(affinity=dict(num_layers=2, box_threshold=0.3),
-                             par=dict(dilations=(1,), num_iter=0), bg_power=2.0)
+    gen = ExCELPseudoLabeler(
+        affinity=dict(num_layers=2, box_threshold=0.3),
+        par=dict(dilations=(1, ), num_iter=0),
+        bg_power=2.0)
     out = gen(cams, attn, labels, images)
     x = out['cams_with_bkg'][0]
     fg = x[1:]
@@ -106,9 +114,12 @@ def test_registry_build():
     from mmseg.registry import MODELS
 
     import mmseg_excel  # noqa: F401
-    gen = MODELS.build(dict(type='ExCELPseudoLabeler',
-                            affinity=dict(num_layers=6, box_threshold=0.79),
-                            par=dict(dilations=(1, 2, 4, 8, 12, 24), num_iter=20)))
+    gen = MODELS.build(
+        dict(
+            type='ExCELPseudoLabeler',
+            affinity=dict(num_layers=6, box_threshold=0.79),
+            par=dict(dilations=(1, 2, 4, 8, 12, 24), num_iter=20)))
     assert gen.affinity.num_layers == 6 and gen.par.num_iter == 20
-    par = MODELS.build(dict(type='PixelAdaptiveRefinement', dilations=(1, 2), num_iter=3))
+    par = MODELS.build(
+        dict(type='PixelAdaptiveRefinement', dilations=(1, 2), num_iter=3))
     assert par.dilations == [1, 2]

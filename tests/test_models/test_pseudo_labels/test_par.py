@@ -19,13 +19,20 @@ def _reference_par(imgs, masks, dilations, num_iter, w1=0.3, w2=0.01):
         b, c, h, w = x.shape
         outs = []
         for d in dilations:
-            xp = F.pad(x, [d] * 4, mode='replicate').reshape(b * c, 1, h + 2 * d, w + 2 * d)
+            xp = F.pad(
+                x, [d] * 4, mode='replicate').reshape(b * c, 1, h + 2 * d,
+                                                      w + 2 * d)
             outs.append(F.conv2d(xp, ker, dilation=d).view(b, c, 8, h, w))
         return torch.cat(outs, 2)
 
-    pos = torch.cat([torch.tensor([math.sqrt(2), 1, math.sqrt(2), 1, 1,
-                                   math.sqrt(2), 1, math.sqrt(2)]) * d
-                     for d in dilations]).view(1, 1, -1, 1, 1)
+    pos = torch.cat([
+        torch.tensor([
+            math.sqrt(2), 1,
+            math.sqrt(2), 1, 1,
+            math.sqrt(2), 1,
+            math.sqrt(2)
+        ]) * d for d in dilations
+    ]).view(1, 1, -1, 1, 1)
     n = neigh(imgs)
     a = (n - imgs.unsqueeze(2)).abs() / (n.std(2, keepdim=True) + 1e-8) / w1
     aff = (-(a**2)).mean(1, keepdim=True).softmax(2)
@@ -54,8 +61,11 @@ def test_weights_sum_and_affine_invariance():
     masks = torch.rand(1, 2, 16, 16)
     scale = torch.tensor([2.0, 0.5, 3.0]).view(1, 3, 1, 1)
     shift = torch.tensor([-1.0, 4.0, 0.2]).view(1, 3, 1, 1)
-    assert torch.allclose(par(imgs, masks), par(imgs * scale + shift, masks),
-                          rtol=1e-4, atol=1e-5)
+    assert torch.allclose(
+        par(imgs, masks),
+        par(imgs * scale + shift, masks),
+        rtol=1e-4,
+        atol=1e-5)
 
 
 def test_batch_and_channels_independent():
@@ -65,16 +75,19 @@ def test_batch_and_channels_independent():
     par = PAR((1, 2), 5)
     out = par(imgs, masks)
     for b in range(3):
-        assert torch.allclose(out[b:b + 1, 1:3], par(imgs[b:b + 1], masks[b:b + 1, 1:3]),
-                              atol=1e-6)
+        assert torch.allclose(
+            out[b:b + 1, 1:3],
+            par(imgs[b:b + 1], masks[b:b + 1, 1:3]),
+            atol=1e-6)
 
 
 def test_resizes_image_to_mask():
     torch.manual_seed(3)
     imgs = torch.rand(1, 3, 20, 20)
     masks = torch.rand(1, 2, 10, 10)
-    par = PAR((1,), 2)
-    small = F.interpolate(imgs, size=(10, 10), mode='bilinear', align_corners=True)
+    par = PAR((1, ), 2)
+    small = F.interpolate(
+        imgs, size=(10, 10), mode='bilinear', align_corners=True)
     assert torch.allclose(par(imgs, masks), par(small, masks))
 
 
@@ -82,4 +95,4 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match='dilations'):
         PAR((0, 1), 2)
     with pytest.raises(ValueError, match='PAR expects'):
-        PAR((1,), 1)(torch.rand(2, 3, 4, 4), torch.rand(1, 2, 4, 4))
+        PAR((1, ), 1)(torch.rand(2, 3, 4, 4), torch.rand(1, 2, 4, 4))

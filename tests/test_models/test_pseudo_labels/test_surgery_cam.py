@@ -14,7 +14,8 @@ def _explicit(feats, text, num_fg, temp=2.0):
     f = f * w.reshape(w.shape[0], 1, -1, 1)
     f = f - f.mean(2, keepdim=True)
     s = f.sum(-1)
-    s = (s - s.amin(1, keepdim=True)) / (s.amax(1, keepdim=True) - s.amin(1, keepdim=True))
+    s = (s - s.amin(1, keepdim=True)) / (
+        s.amax(1, keepdim=True) - s.amin(1, keepdim=True))
     return s, s[:, 1:, :num_fg]
 
 
