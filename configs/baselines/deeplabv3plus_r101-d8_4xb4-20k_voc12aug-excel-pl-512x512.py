@@ -1,0 +1,19 @@
+# DeepLabV3+ R101-D8 (mmseg recipe of deeplabv3plus_r101-d8_4xb4-20k_voc12aug)
+# trained on ExCEL pseudo masks instead of the VOC ground truth; validation on
+# the ground truth. Pseudo masks: data/VOCdevkit/VOC2012/pseudo_labels/excel,
+# written by tools/generate_pseudo_labels.py (see configs/baselines/README.md).
+_base_ = [
+    'mmseg::_base_/models/deeplabv3plus_r50-d8.py',
+    '../_base_/datasets/voc12aug_pseudo-512x512.py',
+    '../_base_/default_runtime.py',
+    'mmseg::_base_/schedules/schedule_20k.py'
+]
+crop_size = (512, 512)
+data_preprocessor = dict(size=crop_size)
+model = dict(
+    data_preprocessor=data_preprocessor,
+    pretrained='open-mmlab://resnet101_v1c',
+    backbone=dict(depth=101),
+    decode_head=dict(num_classes=21, ignore_index=255),
+    auxiliary_head=dict(num_classes=21, ignore_index=255))
+train_dataloader = dict(dataset=dict(pseudo_seg_map_dir='pseudo_labels/excel'))
