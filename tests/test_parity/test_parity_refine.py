@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from mmseg_excel.models.pseudo_labels import (PAR, ExCELPseudoLabeler,
+                                              denormalize_uint8,
                                               patch_text_maps)
 
 pytestmark = pytest.mark.parity
@@ -30,11 +31,7 @@ def _rel(a, b):
 
 def _train_images(inputs):
     """Normalised inputs → uint8 (truncation) → /255, as training passes them."""
-    x = inputs['inputs']
-    out = torch.zeros_like(x)
-    for c in range(x.shape[1]):
-        out[:, c] = x[:, c] * IMAGENET_STD[c] + IMAGENET_MEAN[c]
-    return out.to(torch.uint8) / 255.0
+    return denormalize_uint8(inputs['inputs'], IMAGENET_MEAN, IMAGENET_STD)
 
 
 def test_patch_text_maps(parity_dir):

@@ -4,7 +4,8 @@ from .affinity import (AttentionAffinity, box_masks_from_maps,
                        connected_components, minmax_upsample,
                        sinkhorn_affinity, sinkhorn_normalise)
 from .crf import DenseCRF, clip_es_prob, mean_subtracted_uint8
-from .generator import ExCELPseudoLabeler, infer_grid, present_classes
+from .generator import (ExCELPseudoLabeler, denormalize_uint8, infer_grid,
+                        present_classes)
 from .par import PAR, PixelAdaptiveRefinement
 from .surgery_cam import SurgeryPatchTextMap, patch_text_maps
 
@@ -12,6 +13,6 @@ __all__ = [
     'AttentionAffinity', 'box_masks_from_maps', 'connected_components',
     'minmax_upsample', 'sinkhorn_affinity', 'sinkhorn_normalise', 'DenseCRF',
     'clip_es_prob', 'mean_subtracted_uint8', 'ExCELPseudoLabeler',
-    'infer_grid', 'present_classes', 'PAR', 'PixelAdaptiveRefinement',
-    'SurgeryPatchTextMap', 'patch_text_maps'
+    'denormalize_uint8', 'infer_grid', 'present_classes', 'PAR',
+    'PixelAdaptiveRefinement', 'SurgeryPatchTextMap', 'patch_text_maps'
 ]

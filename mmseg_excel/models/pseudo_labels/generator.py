@@ -34,6 +34,29 @@ def present_classes(cls_labels: Tensor) -> Tuple[Tensor, Tensor]:
     return torch.where(valid, class_idx, torch.zeros_like(class_idx)), valid
 
 
+def denormalize_uint8(inputs: Tensor, mean: Sequence[float],
+                      std: Sequence[float]) -> Tensor:
+    """Training images for PAR as the official ExCEL passes them.
+
+    ``uint8(x · std + mean) / 255`` per channel (truncation, so values like
+    122.99998 become 122). PAR is invariant to per-channel affine maps but not
+    to this truncation: passing the normalised inputs directly changes about
+    1 % of the pseudo-label pixels on the parity fixtures.
+
+    Args:
+        inputs: (B, C, H, W) normalised images.
+        mean, std: the per-channel normalisation (0-255 scale).
+    """
+    c = inputs.shape[1]
+    if len(mean) != c or len(std) != c:
+        raise ValueError(f'mean/std need {c} values, got {len(mean)} and '
+                         f'{len(std)}')
+    out = torch.empty_like(inputs)
+    for i in range(c):  # scalar per channel, as the official code computes
+        out[:, i] = inputs[:, i] * float(std[i]) + float(mean[i])
+    return out.to(torch.uint8).to(inputs.dtype) / 255.0
+
+
 def infer_grid(num_patches: int, image_hw: Sequence[int]) -> Tuple[int, int]:
     """(h, w) with h·w = P and the image aspect ratio."""
     hh, ww = image_hw

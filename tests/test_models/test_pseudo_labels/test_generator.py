@@ -123,3 +123,13 @@ def test_registry_build():
     par = MODELS.build(
         dict(type='PixelAdaptiveRefinement', dilations=(1, 2), num_iter=3))
     assert par.dilations == [1, 2]
+
+
+def test_denormalize_uint8_truncates():
+    from mmseg_excel.models.pseudo_labels import denormalize_uint8
+    mean, std = (10.0, 20.0), (2.0, 4.0)
+    x = torch.tensor([[[[0.9999]], [[-0.5]]]])  # 11.9998 → 11; 18 → 18
+    out = denormalize_uint8(x, mean, std)
+    assert torch.allclose(out.flatten(), torch.tensor([11 / 255, 18 / 255]))
+    with pytest.raises(ValueError, match='mean/std need 2'):
+        denormalize_uint8(x, (1.0, ), (1.0, ))
