@@ -23,6 +23,8 @@ from mmseg.utils import (ConfigType, OptConfigType, OptMultiConfig,
                          OptSampleList, SampleList)
 from torch import Tensor
 
+from ..pseudo_labels.generator import denormalize_uint8
+
 
 @MODELS.register_module()
 class ExCEL(BaseSegmentor):
@@ -148,7 +150,7 @@ class ExCEL(BaseSegmentor):
                 cams=cams,
                 attn_weights=feats.attn_weights,
                 cls_labels=cls_labels,
-                images=inputs,
+                images=self._par_images(inputs),
                 seg_attn=seg_attn,
                 grid_hw=feats.hw)
         pseudo = pl['pseudo_labels']
@@ -165,6 +167,14 @@ class ExCEL(BaseSegmentor):
         if self.vis_requested:
             self._cache_vis(inputs, pl, head_out['seg'])
         return losses
+
+    def _par_images(self, inputs: Tensor) -> Tensor:
+        """Images for PAR as the official code passes them: de-normalised,
+        uint8-truncated, in [0, 1] (§5.4; the truncation flips ~1 % of the
+        pseudo-label pixels if skipped)."""
+        mean = self.data_preprocessor.mean.flatten().tolist()
+        std = self.data_preprocessor.std.flatten().tolist()
+        return denormalize_uint8(inputs, mean, std)
 
     def _pl_stats(self, pseudo: Tensor) -> Dict[str, Tensor]:
         """Logged (not back-propagated) pseudo-label statistics."""
@@ -242,7 +252,7 @@ class ExCEL(BaseSegmentor):
             cams=cams,
             attn_weights=feats.attn_weights,
             cls_labels=cls_labels,
-            images=inputs,
+            images=self._par_images(inputs),
             seg_attn=seg_attn,
             grid_hw=feats.hw)
         pl['raw_cams'] = cams
