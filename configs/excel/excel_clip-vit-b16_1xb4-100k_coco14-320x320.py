@@ -31,3 +31,5 @@ tta_pipeline = [
         ], [dict(type='LoadImageLevelLabels', keep_mask=True)],
                     [dict(type='PackWSSSInputs')]])
 ]
+# logit mean over views, softmax, dense CRF
+tta_model = dict(type='ExCELTTAModel', crf={{_base_.crf}},)

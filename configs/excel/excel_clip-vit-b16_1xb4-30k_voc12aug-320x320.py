@@ -23,5 +23,7 @@ tta_pipeline = [
         ], [dict(type='LoadImageLevelLabels', keep_mask=True)],
                     [dict(type='PackWSSSInputs')]])
 ]
-# VOC discards the flipped view at scale 1.0 (quirk 19)
-tta_model = dict(drop_flip_at_scale=(320, 320))
+# logit mean over views, softmax, dense CRF ; VOC discards the flipped view
+# at scale 1.0 (quirk 19)
+tta_model = dict(type='ExCELTTAModel', crf={{_base_.crf}},
+    drop_flip_at_scale=(320, 320))

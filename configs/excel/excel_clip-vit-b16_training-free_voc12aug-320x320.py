@@ -15,5 +15,3 @@ pseudo_label_dataloader = dict(
             img_path='JPEGImages', seg_map_path='SegmentationClassAug'),
         ann_file='ImageSets/Segmentation/train.txt',
         pipeline={{_base_.test_pipeline}}))
-crf = dict(type='DenseCRF', iter_max=10, pos_xy_std=1, pos_w=3, bi_xy_std=67,
-           bi_rgb_std=3, bi_w=4, image_mode='rgb')
