@@ -1,0 +1,80 @@
+# Copyright (c) mmseg-excel contributors. All rights reserved.
+"""PseudoLabelHook: iteration switches (idempotent, resume-safe), pictures."""
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from mmseg_excel.engine.hooks import PseudoLabelHook
+
+
+class _Model:
+
+    def __init__(self):
+        self.it = None
+        self.vis_requested = False
+        self.vis_cache = None
+
+    def set_train_iter(self, it):
+        self.it = it
+
+
+class _Vis:
+
+    def __init__(self):
+        self.images = []
+
+    def add_image(self, name, image, step):
+        self.images.append((name, image, step))
+
+
+def _runner(model, it):
+    palette = [[0, 0, 0], [128, 0, 0], [0, 128, 0]]
+    ds = SimpleNamespace(metainfo=dict(palette=palette))
+    return SimpleNamespace(
+        model=model, iter=it, visualizer=_Vis(),
+        train_dataloader=SimpleNamespace(dataset=ds))
+
+
+def test_sets_iteration_every_step_and_after_resume():
+    hook, model = PseudoLabelHook(), _Model()
+    for it in (0, 1, 13999, 14000, 20000):
+        hook.before_train_iter(_runner(model, it), 0)
+        assert model.it == it
+    # resumed run: first call already past the switch
+    model2 = _Model()
+    hook.before_train_iter(_runner(model2, 25000), 0)
+    assert model2.it == 25000
+
+
+def test_requests_and_draws_pictures():
+    hook, model = PseudoLabelHook(vis_interval=5, max_vis_classes=2), _Model()
+    runner = _runner(model, 3)
+    hook.before_train_iter(runner, 0)
+    assert model.vis_requested is False
+    runner = _runner(model, 4)  # (4 + 1) % 5 == 0
+    hook.before_train_iter(runner, 0)
+    assert model.vis_requested is True
+    h, w = 6, 8
+    model.vis_cache = dict(
+        image=torch.full((3, h, w), 200, dtype=torch.uint8),
+        cams=torch.rand(3, h, w),
+        pseudo_label=torch.tensor([[0, 1, 2, 255] * 2] * h),
+        pred=torch.ones(h, w, dtype=torch.long))
+    hook.after_train_iter(runner, 0)
+    name, grid, step = runner.visualizer.images[0]
+    assert name == 'pseudo_labels' and step == 5
+    # image | 2 CAMs | pseudo | pred
+    assert grid.shape == (h, 5 * w, 3)
+    pseudo = grid[:, 3 * w:4 * w]
+    np.testing.assert_array_equal(pseudo[0, 1], [128, 0, 0])
+    np.testing.assert_array_equal(pseudo[0, 3], [255, 255, 255])
+    assert model.vis_cache is None and model.vis_requested is False
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match='vis_interval'):
+        PseudoLabelHook(vis_interval=-1)
+    with pytest.raises(TypeError, match='set_train_iter'):
+        PseudoLabelHook().before_train(_runner(object(), 0))
