@@ -111,7 +111,8 @@ def embed_descriptions(
         clip_model: nn.Module,
         tokenizer: Tokenizer,
         descriptions: Dict[str, List[str]],
-        batch_size: int = 256) -> Tuple[torch.Tensor, torch.Tensor]:
+        batch_size: int = 256,
+        progress: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
     """L2-normalised CLIP embeddings of every lower-cased description (JSON
     order) ``(D, E)`` and the class index of each ``(D,)``."""
     texts, owner = [], []
@@ -119,7 +120,12 @@ def embed_descriptions(
         texts += [s.lower() for s in sents]
         owner += [c] * len(sents)
     emb = encode_texts(
-        clip_model, tokenizer, texts, batch_size=batch_size, normalize=True)
+        clip_model,
+        tokenizer,
+        texts,
+        batch_size=batch_size,
+        normalize=True,
+        progress=progress)
     return emb, torch.tensor(owner, dtype=torch.long)
 
 
@@ -163,7 +169,8 @@ def build_attribute_bank(clip_model: nn.Module,
     import sklearn
     desc = load_descriptions(descriptions_file)
     t0 = time.time()
-    emb, owner = embed_descriptions(clip_model, tokenizer, desc)
+    emb, owner = embed_descriptions(
+        clip_model, tokenizer, desc, progress=verbose)
     if verbose:
         print(
             f'embedded {emb.shape[0]} descriptions of {len(desc)} classes '

@@ -77,9 +77,11 @@ def encode_texts(clip_model: nn.Module,
                  tokenizer: Tokenizer,
                  texts: Sequence[str],
                  batch_size: int = 256,
-                 normalize: bool = True) -> torch.Tensor:
+                 normalize: bool = True,
+                 progress: bool = False) -> torch.Tensor:
     """``clip_model.encode_text`` of every text, batched; ``(len(texts), E)``
-    fp32, each row L2-normalised when ``normalize``."""
+    fp32, each row L2-normalised when ``normalize`` (``progress`` prints a
+    line per batch)."""
     texts = list(texts)
     if not texts:
         raise ValueError('encode_texts got no texts')
@@ -93,6 +95,9 @@ def encode_texts(clip_model: nn.Module,
         if normalize:
             feats = feats / feats.norm(dim=-1, keepdim=True)
         out.append(feats)
+        if progress:
+            done = min(i + batch_size, len(texts))
+            print(f'encoded {done}/{len(texts)} texts', flush=True)
     return torch.cat(out)
 
 
