@@ -20,14 +20,25 @@ Tokenizer = Callable[[List[str]], torch.Tensor]
 def load_clip_model(model_name: Optional[str],
                     pretrained: Optional[str],
                     cache_dir: Optional[str] = None) -> nn.Module:
-    """Load a CLIP with the project's resolver (``utils.clip_weights``).
+    """Load a CLIP in fp32, eval mode.
 
-    Falls back on a minimal local loader while that module is absent: an
-    OpenAI-layout state-dict file (as ``mini_clip_openai.pt``) is built with
-    ``open_clip.model.build_model_from_openai_state_dict`` when no
-    ``model_name`` is given; anything else goes
-    to ``open_clip.create_model``. The model is returned in fp32, eval mode.
+    With no ``model_name`` and an OpenAI-layout state-dict file (as
+    ``mini_clip_openai.pt``), the architecture is inferred from the tensor
+    shapes (``open_clip.model.build_model_from_openai_state_dict``, as
+    OpenAI's ``build_model``). Everything else goes to the project's resolver
+    ``mmseg_excel.utils.clip_weights.load_clip`` (tags, open_clip files,
+    TorchScript), or to ``open_clip.create_model`` while that is absent.
     """
+    import open_clip
+    if model_name is None and pretrained and osp.isfile(pretrained):
+        try:
+            state = torch.load(
+                pretrained, map_location='cpu', weights_only=True)
+        except Exception:  # noqa: BLE001 - e.g. TorchScript: resolver's job
+            state = None
+        if isinstance(state, dict) and 'text_projection' in state:
+            model = open_clip.model.build_model_from_openai_state_dict(state)
+            return model.float().eval()
     try:
         from mmseg_excel.utils.clip_weights import load_clip
     except ImportError:
@@ -35,13 +46,6 @@ def load_clip_model(model_name: Optional[str],
     if load_clip is not None:
         model = load_clip(model_name, pretrained, cache_dir=cache_dir)
         return model.float().eval()
-    import open_clip
-    if pretrained and osp.isfile(pretrained) and model_name is None:
-        # no architecture named: infer it from an OpenAI-layout state dict
-        state = torch.load(pretrained, map_location='cpu', weights_only=True)
-        if isinstance(state, dict) and 'text_projection' in state:
-            model = open_clip.model.build_model_from_openai_state_dict(state)
-            return model.float().eval()
     if model_name is None:
         raise ValueError(f'clip.model_name is required to load {pretrained!r}')
     model = open_clip.create_model(

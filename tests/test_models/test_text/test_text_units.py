@@ -335,3 +335,25 @@ def test_text_head_registered(tiny):
             bg_names='voc',
             tse=None))
     assert head().shape[0] == 45 and head.num_fg == 20
+
+
+def test_openai_layout_file_fp16(tiny):
+    """An OpenAI-layout state dict (fp16 values) encodes like the open_clip
+    model with fp16-rounded weights, and has another fingerprint. (The tiny
+    CLIP has 32-wide heads, so it needs its ``model_name``: without one,
+    OpenAI's rule heads = width // 64 applies, as for the parity CLIP.)"""
+    import copy
+    oa = load_clip_model(tiny['name'], tiny['openai'])
+    rounded = copy.deepcopy(tiny['model'])
+    rounded.load_state_dict({
+        k: v.half().float()
+        for k, v in tiny['model'].state_dict().items()
+    })
+    names, tmpl = ['cat', 'dog'], ['a clean origami {}.']
+    torch.testing.assert_close(
+        encode_class_texts(oa, tiny['tok'], names, tmpl),
+        encode_class_texts(rounded, tiny['tok'], names, tmpl),
+        rtol=1e-5,
+        atol=1e-6)
+    assert text_tower_fingerprint(oa) == text_tower_fingerprint(rounded)
+    assert text_tower_fingerprint(oa) != text_tower_fingerprint(tiny['model'])
