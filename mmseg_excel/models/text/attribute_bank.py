@@ -29,6 +29,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
+from mmengine.logging import print_log
 
 from .clip_text import Tokenizer, encode_texts, text_tower_fingerprint
 
@@ -172,16 +173,16 @@ def build_attribute_bank(clip_model: nn.Module,
     emb, owner = embed_descriptions(
         clip_model, tokenizer, desc, progress=verbose)
     if verbose:
-        print(
+        print_log(
             f'embedded {emb.shape[0]} descriptions of {len(desc)} classes '
             f'in {time.time() - t0:.1f}s; clustering into {n_clusters} '
             f'(seed {seed}, n_init {n_init})',
-            flush=True)
+            logger='current')
     t0 = time.time()
     centers, flags = cluster_descriptions(emb, owner, len(desc), n_clusters,
                                           seed, n_init)
     if verbose:
-        print(f'KMeans done in {time.time() - t0:.1f}s', flush=True)
+        print_log(f'KMeans done in {time.time() - t0:.1f}s', logger='current')
     return AttributeBank(
         centers=centers,
         flags=flags,
@@ -405,5 +406,5 @@ def get_attribute_bank(clip_model: nn.Module,
         save_attribute_bank(bank, out)
         bank.source = out
         if verbose:
-            print(f'attribute bank saved to {out}', flush=True)
+            print_log(f'attribute bank saved to {out}', logger='current')
     return bank

@@ -13,6 +13,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 import torch.nn as nn
+from mmengine.logging import print_log
 
 Tokenizer = Callable[[List[str]], torch.Tensor]
 
@@ -101,7 +102,7 @@ def encode_texts(clip_model: nn.Module,
         out.append(feats)
         if progress:
             done = min(i + batch_size, len(texts))
-            print(f'encoded {done}/{len(texts)} texts', flush=True)
+            print_log(f'encoded {done}/{len(texts)} texts', logger='current')
     return torch.cat(out)
 
 
