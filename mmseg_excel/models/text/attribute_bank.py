@@ -31,6 +31,7 @@ import torch
 import torch.nn as nn
 from mmengine.logging import print_log
 
+from ...utils.paths import resolve_data_path
 from .clip_text import Tokenizer, encode_texts, text_tower_fingerprint
 
 BANK_FORMAT = 'mmseg_excel.attribute_bank/1'
@@ -88,6 +89,7 @@ def file_sha256(path: str) -> str:
 
 def load_descriptions(path: str) -> Dict[str, List[str]]:
     """Read a descriptions JSON (object: class name -> list of sentences)."""
+    path = resolve_data_path(path)
     if not osp.isfile(path):
         raise FileNotFoundError(f'descriptions file not found: {path}')
     try:
