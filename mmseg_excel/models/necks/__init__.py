@@ -1,1 +1,9 @@
 # Copyright (c) mmseg-excel contributors. All rights reserved.
+from .lvc import add_lvc_shift, lvc_shift
+from .svc import (SVC, block_qkv, calibrated_attention, new_path_update,
+                  standard_block)
+
+__all__ = [
+    'SVC', 'block_qkv', 'calibrated_attention', 'new_path_update',
+    'standard_block', 'lvc_shift', 'add_lvc_shift'
+]

@@ -1,0 +1,311 @@
+# Copyright (c) mmseg-excel contributors. All rights reserved.
+"""Frozen CLIP ViT image tower with SVC and LVC (EXCEL.md §1, §4).
+
+Only the visual tower of an open_clip ``CLIP`` is kept, its modules reused by
+reference. The encoder is frozen, always in eval mode, runs under
+``no_grad`` and is stateless (the positional embedding is interpolated at
+run time from the original grid, never overwritten; quirk 18).
+"""
+from typing import List, NamedTuple, Optional, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+from mmseg.registry import MODELS
+from torch import Tensor
+
+from mmseg_excel.utils.clip_weights import load_clip
+from ..necks.lvc import add_lvc_shift, lvc_shift
+from ..necks.svc import (block_qkv, calibrated_attention, new_path_update,
+                         standard_block)
+
+_CLIP_PARTS = ('conv1', 'class_embedding', 'positional_embedding', 'ln_pre',
+               'resblocks', 'ln_post', 'proj')
+
+
+class SVCCache(NamedTuple):
+    """What the LVC re-forward needs from the first pass (no grad).
+
+    ``x_in``: (B, N, D) input of the first surgery block; ``attn``: per
+    surgery block the static head-summed calibrated attention (B, N, N);
+    ``values``: per surgery block v (B, H, N, d); ``cls_token``: (B, D) final
+    class token of the original path.
+    """
+    x_in: Tensor
+    attn: List[Tensor]
+    values: List[Tensor]
+    cls_token: Tensor
+
+
+class CLIPFeatures(NamedTuple):
+    """Encoder outputs (§1.7).
+
+    ``image_features`` (B, N, E); ``attn_weights`` (L, B, N, N) (head-mean
+    in standard blocks, head-SUM in surgery blocks, quirk 5); ``all_feats``
+    (L, B, N, D) per-block tokens before ``ln_post`` (official aliasing of
+    quirk 6 unless ``clean_layer_feats``); ``hw`` the patch grid;
+    ``cache`` the SVC cache for :meth:`CLIPViTBackbone.forward_lvc`
+    (``None`` without SVC).
+    """
+    image_features: Tensor
+    attn_weights: Tensor
+    all_feats: Tensor
+    hw: Tuple[int, int]
+    cache: Optional[SVCCache] = None
+
+
+def interpolate_pos_embed(pos: Tensor, grid: Tuple[int, int],
+                          hw: Tuple[int, int]) -> Tensor:
+    """Resize the (1 + gh·gw, D) positional embedding to (1 + h·w, D):
+    bilinear, ``align_corners=False``, no antialias; class row kept (§1.3)."""
+    if tuple(hw) == tuple(grid):
+        return pos
+    gh, gw = grid
+    cls_pos, patch_pos = pos[:1], pos[1:]
+    patch_pos = patch_pos.reshape(1, gh, gw, -1).permute(0, 3, 1, 2)
+    patch_pos = F.interpolate(
+        patch_pos, size=tuple(hw), mode='bilinear', align_corners=False,
+        antialias=False)
+    patch_pos = patch_pos.permute(0, 2, 3, 1).reshape(hw[0] * hw[1], -1)
+    return torch.cat([cls_pos, patch_pos], dim=0)
+
+
+@MODELS.register_module()
+class CLIPViTBackbone(BaseModule):
+    """Frozen open_clip ViT with Static / Learnable Visual Calibration.
+
+    Args:
+        model_name: open_clip architecture (``'ViT-B-16'``) or ``None`` for
+            an OpenAI-layout state dict (see ``utils.clip_weights``).
+        pretrained: weight source for :func:`load_clip` (tag or file).
+        cache_dir: download folder for tags.
+        svc: ``dict(type='SVC', num_blocks=5)`` or ``None`` (plain CLIP).
+        clean_layer_feats: ``False`` reproduces the official aliasing of the
+            stored per-layer features (quirk 6); ``True`` stores the output of
+            each block of the original path.
+        feature_norm: normalisation of ``image_features``: ``'token'`` (L2
+            along the token axis, quirk 4; official), ``'channel'`` (each token
+            over its channels) or ``'none'``. Used with and without SVC.
+        lvc_beta, lvc_gamma, lvc_per_image_mean: :func:`lvc_shift` options.
+        save_clip_weights: keep the frozen CLIP weights in ``state_dict``.
+        force_quick_gelu: passed to the resolver.
+    """
+
+    def __init__(self,
+                 model_name: Optional[str] = 'ViT-B-16',
+                 pretrained: Optional[str] = 'openai',
+                 cache_dir: Optional[str] = None,
+                 svc: Optional[dict] = dict(type='SVC', num_blocks=5),
+                 clean_layer_feats: bool = False,
+                 feature_norm: str = 'token',
+                 lvc_beta: float = 1.0,
+                 lvc_gamma: float = 3.0,
+                 lvc_per_image_mean: bool = False,
+                 save_clip_weights: bool = False,
+                 force_quick_gelu: Optional[bool] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if feature_norm not in ('token', 'channel', 'none'):
+            raise ValueError("feature_norm must be 'token', 'channel' or "
+                             f"'none', got {feature_norm!r}")
+        clip = load_clip(
+            model_name, pretrained, cache_dir=cache_dir,
+            force_quick_gelu=force_quick_gelu)
+        visual = clip.visual
+        if not hasattr(visual, 'conv1') or not hasattr(visual, 'transformer'):
+            raise TypeError(f'{type(visual).__name__} is not a CLIP ViT')
+        # modules / parameters by reference; the text tower is dropped
+        self.conv1 = visual.conv1
+        self.class_embedding = visual.class_embedding
+        self.positional_embedding = visual.positional_embedding
+        self.ln_pre = visual.ln_pre
+        self.resblocks = visual.transformer.resblocks
+        self.ln_post = visual.ln_post
+        self.proj = visual.proj
+        self.patch_size = tuple(visual.patch_size) if isinstance(
+            visual.patch_size, (tuple, list)) else (visual.patch_size, ) * 2
+        self.grid_size = tuple(visual.grid_size)
+        self.num_layers = len(self.resblocks)
+        self.num_heads = self.resblocks[0].attn.num_heads
+        self.svc = MODELS.build(svc) if svc is not None else None
+        self.surgery_start = (
+            self.svc.first_block(self.num_layers)
+            if self.svc is not None else self.num_layers)
+        self.clean_layer_feats = clean_layer_feats
+        self.feature_norm = feature_norm
+        self.lvc_beta = lvc_beta
+        self.lvc_gamma = lvc_gamma
+        self.lvc_per_image_mean = lvc_per_image_mean
+        self.save_clip_weights = save_clip_weights
+        del clip
+        self.requires_grad_(False)
+        self.eval()
+        self._register_state_dict_hook(self._drop_clip_keys)
+
+    # ------------------------------------------------------------------
+    # frozen, stateless, CLIP weights kept out of our checkpoints
+    def init_weights(self) -> None:
+        """CLIP is loaded in ``__init__``; nothing to initialise."""
+
+    def train(self, mode: bool = True) -> 'CLIPViTBackbone':
+        """Always eval (frozen encoder)."""
+        return super().train(False)
+
+    def _is_clip_key(self, key: str, prefix: str) -> bool:
+        rest = key[len(prefix):] if key.startswith(prefix) else None
+        return rest is not None and rest.split('.')[0] in _CLIP_PARTS
+
+    @staticmethod
+    def _drop_clip_keys(module: 'CLIPViTBackbone', state_dict: dict,
+                        prefix: str, local_metadata: dict) -> dict:
+        if not module.save_clip_weights:
+            for key in [k for k in state_dict
+                        if module._is_clip_key(k, prefix)]:
+                del state_dict[key]
+        return state_dict
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args,
+                              **kwargs) -> None:
+        """Checkpoints without CLIP keys load: the missing frozen CLIP entries
+        are filled with the current (pretrained) values."""
+        for name, tensor in self._clip_state(prefix).items():
+            state_dict.setdefault(name, tensor)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def _clip_state(self, prefix: str) -> dict:
+        out = {}
+        for part in _CLIP_PARTS:
+            obj = getattr(self, part)
+            if isinstance(obj, nn.Module):
+                for k, v in obj.state_dict().items():
+                    out[f'{prefix}{part}.{k}'] = v
+            else:
+                out[f'{prefix}{part}'] = obj.detach()
+        return out
+
+    # ------------------------------------------------------------------
+    def _grid(self, img: Tensor) -> Tuple[int, int]:
+        if img.dim() != 4 or img.shape[1] != 3:
+            raise ValueError('CLIPViTBackbone expects (B, 3, H, W) normalised '
+                             f'images, got {tuple(img.shape)}')
+        (H, W), (ph, pw) = img.shape[-2:], self.patch_size
+        if H < ph or W < pw:
+            raise ValueError(f'image {H}x{W} is smaller than one {ph}x{pw} '
+                             'patch')
+        if H % ph or W % pw:
+            raise ValueError(
+                f'image size {H}x{W} is not divisible by the patch size '
+                f'{ph}x{pw}: pad or resize in the data pipeline '
+                '(e.g. size_divisor of the data preprocessor)')
+        return H // ph, W // pw
+
+    def embed(self, img: Tensor) -> Tuple[Tensor, Tuple[int, int]]:
+        """Patch tokens + class token + positional embedding, ``ln_pre``."""
+        hw = self._grid(img)
+        x = self.conv1(img.to(self.conv1.weight.dtype))
+        x = x.flatten(2).transpose(1, 2)  # (B, P, D)
+        cls = self.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
+        x = torch.cat([cls, x], dim=1)
+        x = x + interpolate_pos_embed(self.positional_embedding,
+                                      self.grid_size, hw).to(x.dtype)
+        return self.ln_pre(x), hw
+
+    def project(self, x: Tensor) -> Tensor:
+        """``ln_post · proj`` then the configured normalisation."""
+        x = self.ln_post(x)
+        if self.proj is not None:
+            x = x @ self.proj
+        if self.feature_norm == 'token':
+            x = x / x.norm(dim=1, keepdim=True)
+        elif self.feature_norm == 'channel':
+            x = x / x.norm(dim=-1, keepdim=True)
+        return x
+
+    @torch.no_grad()
+    def forward(self, img: Tensor,
+                ex_feats: Optional[Tensor] = None) -> CLIPFeatures:
+        """Frozen CLIP (+SVC) forward; with ``ex_feats`` the LVC features."""
+        x, hw = self.embed(img)
+        out = self.forward_tokens(x, hw)
+        if ex_feats is not None:
+            return self.forward_lvc(out, ex_feats)
+        return out
+
+    @torch.no_grad()
+    def forward_tokens(self, x: Tensor, hw: Tuple[int, int],
+                       first_block: int = 0) -> CLIPFeatures:
+        """Run blocks ``first_block …`` on the token stream ``x`` (B, N, D)
+        (the input of block ``first_block``); ``attn_weights`` and
+        ``all_feats`` then hold only those blocks. Used by :meth:`forward`
+        (``first_block=0``) and by stage-wise parity tests."""
+        start = self.surgery_start
+        if not 0 <= first_block <= start:
+            raise ValueError(f'first_block must be in [0, {start}], got '
+                             f'{first_block}')
+        attn_list, feats = [], []
+        for block in self.resblocks[first_block:start]:
+            x, _, attn = standard_block(block, x)
+            attn_list.append(attn.mean(dim=1))
+            feats.append(x)
+        cache = None
+        if self.svc is None:
+            image_features = self.project(x)
+        else:
+            x_in = x
+            o, n = x, x
+            mids, outs, s_list, v_list = [], [], [], []
+            for block in self.resblocks[start:]:
+                q, k, v = block_qkv(block, o)
+                s = calibrated_attention(q, k, v)
+                n = new_path_update(block, n, s, v)
+                o, o_mid, attn = standard_block(block, o, (q, k, v))
+                attn_list.append(attn.sum(dim=1))
+                mids.append(o_mid)
+                outs.append(o)
+                s_list.append(s)
+                v_list.append(v)
+            n = torch.cat([o[:, :1], n[:, 1:]], dim=1)
+            image_features = self.project(n)
+            cache = SVCCache(x_in, s_list, v_list, o[:, 0])
+            if self.clean_layer_feats:
+                feats.extend(outs)
+            else:
+                # official aliasing (quirk 6): the output of the block before
+                # the surgery holds the final new path; each surgery block's
+                # output holds the next block's pre-MLP state; the last is
+                # correct.
+                if start > first_block:
+                    feats[start - 1 - first_block] = n
+                feats.extend(mids[1:] + outs[-1:])
+        return CLIPFeatures(image_features, torch.stack(attn_list),
+                            torch.stack(feats), hw, cache)
+
+    @torch.no_grad()
+    def forward_lvc(self, feats: CLIPFeatures,
+                    ex_feats: Tensor) -> CLIPFeatures:
+        """Re-run only the new path of the surgery blocks with the LVC shift
+        (§4), from the cache of :meth:`forward`. The original path, the
+        attention weights and the layer features do not change; only
+        ``image_features`` does."""
+        cache = feats.cache if isinstance(feats, CLIPFeatures) else feats
+        if cache is None:
+            raise ValueError('forward_lvc needs the SVC cache: build the '
+                             'backbone with svc=dict(type="SVC", ...)')
+        h, w = feats.hw if isinstance(feats, CLIPFeatures) else (None, None)
+        if h is not None and tuple(ex_feats.shape[-2:]) != (h, w):
+            raise ValueError(f'ex_feats grid {tuple(ex_feats.shape[-2:])} '
+                             f'differs from the CLIP patch grid {(h, w)}')
+        shift = lvc_shift(
+            ex_feats.detach(), self.lvc_beta, self.lvc_gamma,
+            self.lvc_per_image_mean).to(cache.x_in.dtype)
+        n = cache.x_in
+        for block, s, v in zip(self.resblocks[self.surgery_start:],
+                               cache.attn, cache.values):
+            n = new_path_update(block, n,
+                                add_lvc_shift(s, shift, self.num_heads), v)
+        n = torch.cat([cache.cls_token[:, None], n[:, 1:]], dim=1)
+        image_features = self.project(n)
+        if isinstance(feats, CLIPFeatures):
+            return feats._replace(image_features=image_features)
+        return image_features

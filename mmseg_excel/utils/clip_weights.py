@@ -1,0 +1,146 @@
+# Copyright (c) mmseg-excel contributors. All rights reserved.
+"""One resolver for CLIP weight sources (EXCEL.md §1.1).
+
+``load_clip(model_name, pretrained)`` accepts
+
+* an open_clip tag (``('ViT-B-16', 'openai')``): open_clip downloads it into
+  ``cache_dir``; without internet the error names the cache folder;
+* a local open_clip checkpoint (``torch.save(model.state_dict())``) together
+  with an open_clip ``model_name``;
+* an OpenAI state-dict file (key names of OpenAI's ``ViT-B-16.pt``, fp16
+  values): the architecture is inferred from the shapes by open_clip's
+  ``build_model_from_openai_state_dict`` when ``model_name`` is ``None``;
+* an OpenAI TorchScript archive (``open_clip.load_openai_model``).
+
+The format is detected from the file content, never from its name. All
+construction, key layouts and QuickGELU come from open_clip.
+"""
+import os
+import os.path as osp
+import zipfile
+from typing import Optional
+
+import torch
+import torch.nn as nn
+
+_OPENAI_EXTRA_KEYS = ('input_resolution', 'context_length', 'vocab_size')
+_DTYPES = dict(fp32=torch.float32, fp16=torch.float16, bf16=torch.bfloat16)
+
+
+def is_torchscript_archive(path: str) -> bool:
+    """True if ``path`` is a TorchScript zip (it holds ``code/`` and
+    ``constants.pkl``; a ``torch.save`` zip holds only ``data.pkl``)."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as zf:
+        names = zf.namelist()
+    return any(n.endswith('constants.pkl') or '/code/' in n for n in names)
+
+
+def _looks_like_path(s: str) -> bool:
+    return (os.sep in s or '/' in s or s.startswith('.')
+            or osp.splitext(s)[1] in ('.pt', '.pth', '.bin', '.safetensors'))
+
+
+def _load_state_dict(path: str) -> dict:
+    try:
+        state = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:  # noqa: BLE001 - re-raised with the path
+        raise ValueError(
+            f'cannot read CLIP weights from {path!r}: not a TorchScript '
+            f'archive nor a torch.save state dict ({e})') from e
+    if isinstance(state, dict) and 'state_dict' in state:
+        state = state['state_dict']
+    if not isinstance(state, dict) or not state:
+        raise ValueError(f'{path!r} does not hold a CLIP state dict')
+    if next(iter(state)).startswith('module.'):
+        state = {k[len('module.'):]: v for k, v in state.items()}
+    if 'visual.conv1.weight' not in state or 'text_projection' not in state:
+        raise ValueError(
+            f'{path!r} is not a CLIP ViT state dict (no visual.conv1.weight '
+            f'/ text_projection key)')
+    return state
+
+
+def load_clip(model_name: Optional[str],
+              pretrained: Optional[str],
+              *,
+              cache_dir: Optional[str] = None,
+              force_quick_gelu: Optional[bool] = None,
+              precision: str = 'fp32',
+              device: str = 'cpu') -> nn.Module:
+    """Build an ``open_clip.CLIP`` from any supported weight source.
+
+    Args:
+        model_name: open_clip architecture name (e.g. ``'ViT-B-16'``);
+            ``None`` infers it from an OpenAI-layout state dict.
+        pretrained: open_clip tag (``'openai'``), a file path, or ``None``
+            (random weights, needs ``model_name``).
+        cache_dir: download folder for tags.
+        force_quick_gelu: passed to open_clip (``None``: open_clip's default
+            for the tag; OpenAI state dicts always use QuickGELU).
+        precision: ``'fp32'`` (the official computation), ``'fp16'``,
+            ``'bf16'``.
+        device: where the model is put.
+
+    Returns:
+        The model in eval mode.
+    """
+    import open_clip
+    from open_clip.model import build_model_from_openai_state_dict
+    if precision not in _DTYPES:
+        raise ValueError(f'precision must be one of {list(_DTYPES)}, '
+                         f'got {precision!r}')
+    kw = {}
+    if force_quick_gelu is not None:
+        kw['force_quick_gelu'] = force_quick_gelu
+    if pretrained is not None and (osp.exists(pretrained)
+                                   or _looks_like_path(pretrained)):
+        path = osp.expanduser(pretrained)
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'CLIP weight file not found: {path}')
+        if is_torchscript_archive(path):
+            model = open_clip.load_openai_model(
+                path, precision='fp32', device='cpu')
+        else:
+            state = _load_state_dict(path)
+            for key in _OPENAI_EXTRA_KEYS:
+                state.pop(key, None)
+            if model_name is None:
+                # OpenAI layout: architecture inferred from the shapes
+                model = build_model_from_openai_state_dict(
+                    dict(state),
+                    quick_gelu=(True if force_quick_gelu is None else
+                                force_quick_gelu),
+                    cast_dtype=torch.float32)
+                model = model.float()
+                # fp16 values are computed in fp32 (§1.1)
+                model.load_state_dict(
+                    {k: v.float() for k, v in state.items()})
+            else:
+                model = open_clip.create_model(
+                    model_name, pretrained=None, **kw)
+                missing, unexpected = model.load_state_dict(
+                    {k: v.float() for k, v in state.items()}, strict=False)
+                if missing or unexpected:
+                    raise ValueError(
+                        f'{path!r} does not match open_clip model '
+                        f'{model_name!r}: missing {missing[:5]}, '
+                        f'unexpected {unexpected[:5]}')
+    else:
+        if model_name is None:
+            raise ValueError('model_name is required with pretrained='
+                             f'{pretrained!r} (an open_clip tag or None)')
+        try:
+            model = open_clip.create_model(
+                model_name, pretrained=pretrained, cache_dir=cache_dir, **kw)
+        except Exception as e:  # noqa: BLE001 - network, unknown tag, ...
+            where = cache_dir or '~/.cache/clip (open_clip default)'
+            raise RuntimeError(
+                f'could not get CLIP weights {model_name!r}/{pretrained!r} '
+                f'through open_clip ({type(e).__name__}: {e}). Without '
+                f'internet, place the checkpoint file (e.g. OpenAI '
+                f'ViT-B-16.pt) in {where} or pass its path as `pretrained`.'
+            ) from e
+    model = model.to(device=device, dtype=_DTYPES[precision])
+    return model.eval()
