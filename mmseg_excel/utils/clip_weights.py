@@ -77,8 +77,10 @@ def load_clip(model_name: Optional[str],
         pretrained: open_clip tag (``'openai'``), a file path, or ``None``
             (random weights, needs ``model_name``).
         cache_dir: download folder for tags.
-        force_quick_gelu: passed to open_clip (``None``: open_clip's default
-            for the tag; OpenAI state dicts always use QuickGELU).
+        force_quick_gelu: passed to open_clip. ``None``: open_clip's default
+            for a tag; QuickGELU for OpenAI-like files (fp16 values or the
+            OpenAI ``input_resolution``/``context_length`` keys) and for
+            architectures inferred from a state dict (``model_name=None``).
         precision: ``'fp32'`` (the official computation), ``'fp16'``,
             ``'bf16'``.
         device: where the model is put.
@@ -104,8 +106,15 @@ def load_clip(model_name: Optional[str],
                 path, precision='fp32', device='cpu')
         else:
             state = _load_state_dict(path)
+            openai_like = (
+                any(key in state for key in _OPENAI_EXTRA_KEYS)
+                or state['visual.conv1.weight'].dtype == torch.float16)
             for key in _OPENAI_EXTRA_KEYS:
                 state.pop(key, None)
+            if openai_like and force_quick_gelu is None:
+                # OpenAI weights were trained with QuickGELU; open_clip's
+                # plain 'ViT-B-16' config would build nn.GELU
+                kw['force_quick_gelu'] = True
             if model_name is None:
                 # OpenAI layout: architecture inferred from the shapes
                 model = build_model_from_openai_state_dict(

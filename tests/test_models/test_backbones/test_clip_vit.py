@@ -37,23 +37,44 @@ def test_resolver_formats(tiny_clip_files):
     torch.testing.assert_close(m2.state_dict()['visual.proj'],
                                ref['visual.proj'].half().float())
     assert isinstance(m3, open_clip.CLIP)
+    # OpenAI-like (fp16) files get QuickGELU even with an open_clip name
+    from open_clip.transformer import QuickGELU
+    for m in (m2, m3):
+        assert isinstance(m.visual.transformer.resblocks[0].mlp.gelu,
+                          QuickGELU)
+    img = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(m1.visual(img), m2.visual(img),
+                                   atol=5e-3, rtol=5e-3)
 
 
 def test_resolver_torchscript(tiny_clip_files, tmp_path):
+    """A traced full CLIP saved as a TorchScript archive (as OpenAI's
+    ``ViT-B-16.pt``) goes through ``open_clip.load_openai_model``."""
     model = load_clip(tiny_clip_files['name'], tiny_clip_files['open_clip'])
-    path = str(tmp_path / 'weights.bin')  # the name says nothing
-    try:
-        traced = torch.jit.trace(
-            model.visual, torch.zeros(1, 3, 64, 64), check_trace=False)
-    except Exception as e:  # noqa: BLE001
-        pytest.skip(f'cannot trace the tiny CLIP: {e}')
+    # OpenAI's CLIP keeps its text mask as a plain attribute, not a buffer
+    mask = model._buffers.pop('attn_mask')
+    object.__setattr__(model, 'attn_mask', mask)
+    traced = torch.jit.trace_module(
+        model, dict(encode_image=(torch.zeros(1, 3, 64, 64), )),
+        check_trace=False)
+    path = str(tmp_path / 'weights.pt')  # a torch.save file has this name too
     traced.save(path)
     assert is_torchscript_archive(path)
     assert not is_torchscript_archive(tiny_clip_files['open_clip'])
-    # a traced visual tower alone is not an OpenAI CLIP archive: open_clip's
-    # loader must fail (the full-model path is exercised with real weights)
-    with pytest.raises(Exception):
-        load_clip(None, path)
+    loaded = load_clip(None, path)
+    assert not loaded.training
+    sd = loaded.state_dict()
+    for key, value in model.state_dict().items():
+        got = sd[key]
+        assert got.dtype == torch.float32, key
+        # open_clip casts the matrices through fp16 (OpenAI archives hold
+        # fp16 values), embeddings stay as stored
+        assert (torch.equal(got, value)
+                or torch.equal(got, value.half().float())), key
+    img = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert loaded.visual(img).shape == model.visual(img).shape
 
 
 def test_resolver_errors(tmp_path):
@@ -177,6 +198,20 @@ def test_state_dict_without_clip(backbone, tiny_clip_files):
     res = backbone.load_state_dict({}, strict=True)
     assert not res.missing_keys
     assert torch.equal(backbone.conv1.weight, before)
+    # mmengine's loader and init_weights leave CLIP untouched
+    from mmengine.runner.checkpoint import load_state_dict
+    parent = torch.nn.Module()
+    parent.backbone = backbone
+    parent.head = torch.nn.Linear(2, 2)
+    sd = parent.state_dict()
+    assert set(sd) == {'head.weight', 'head.bias'}
+    load_state_dict(parent, sd, strict=True)
+    backbone.init_weights()
+    assert torch.equal(backbone.conv1.weight, before)
+    # a checkpoint WITH CLIP keys (save_clip_weights=True) loads its values
+    other = {k: v + 1 for k, v in bb.state_dict().items()}
+    bb.load_state_dict(other, strict=True)
+    assert torch.equal(bb.conv1.weight, other['conv1.weight'])
 
 
 def test_bad_inputs(backbone):
