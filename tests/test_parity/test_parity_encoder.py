@@ -104,3 +104,30 @@ def test_lvc_maps(encoder_case, parity_dir):
     # ex_feats path of forward() = forward + forward_lvc
     again = backbone(img, ex_feats=step['forward']['attn_fts'].float())
     torch.testing.assert_close(again.image_features, lvc.image_features)
+
+
+def test_encoder_surgery_blocks_stagewise(encoder_case):
+    """Original path of each later surgery block from the stored pre-MLP
+    state of the block before it (aliased entries, quirk 6):
+    ``all_feats[l] = o'_{l+1}``, so ``o_{l+2} = o' + MLP(LN2(o'))`` feeds
+    block ``l + 2``, whose attention and pre-MLP state are stored."""
+    from mmseg_excel.models.necks.svc import standard_block
+    backbone, img, enc = encoder_case
+    start, L = backbone.surgery_start, backbone.num_layers
+    checked = 0
+    for layer in range(start, L - 2):
+        prev = backbone.resblocks[layer + 1]
+        mid = enc['all_feats'][layer]
+        with torch.no_grad():
+            x = mid + prev.ls_2(prev.mlp(prev.ln_2(mid)))
+            out, mid_next, attn = standard_block(
+                backbone.resblocks[layer + 2], x)
+        assert _rel(attn.sum(1), enc['attn_weights'][layer + 2]) < 1e-5
+        expect = (enc['all_feats'][layer + 1]
+                  if layer + 1 < L - 1 else None)
+        if expect is not None:
+            assert _rel(mid_next, expect) < 1e-5, layer
+        if layer + 2 == L - 1:
+            assert _rel(out, enc['all_feats'][L - 1]) < 1e-5
+        checked += 1
+    assert checked == max(0, L - 2 - start)
