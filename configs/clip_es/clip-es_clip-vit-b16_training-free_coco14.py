@@ -7,7 +7,10 @@ _base_ = [
     '../_base_/datasets/coco14_wsss-320x320.py',
     '../_base_/default_runtime.py'
 ]
-custom_imports = dict(imports=['mmseg_excel'], allow_failed_imports=False)
+# TODO: drop the second import once segmentors/__init__.py imports CLIPES
+custom_imports = dict(
+    imports=['mmseg_excel', 'mmseg_excel.models.segmentors.clip_es'],
+    allow_failed_imports=False)
 model = dict(
     class_names='coco_clip_es',
     bg_names='coco',

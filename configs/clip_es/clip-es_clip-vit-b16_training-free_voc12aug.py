@@ -11,7 +11,10 @@ _base_ = [
     '../_base_/datasets/voc12aug_wsss-320x320.py',
     '../_base_/default_runtime.py'
 ]
-custom_imports = dict(imports=['mmseg_excel'], allow_failed_imports=False)
+# TODO: drop the second import once segmentors/__init__.py imports CLIPES
+custom_imports = dict(
+    imports=['mmseg_excel', 'mmseg_excel.models.segmentors.clip_es'],
+    allow_failed_imports=False)
 # images keep their own sizes (no Resize); labels from the masks
 clip_es_pipeline = [
     dict(type='LoadImageFromFile', imdecode_backend='pillow'),

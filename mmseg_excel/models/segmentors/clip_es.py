@@ -246,9 +246,12 @@ class CLIPES(BaseSegmentor):
     def _labels(self, res: Dict[str, Tensor], ds: SegDataSample,
                 ignore: bool) -> Tuple[Tensor, Tensor]:
         """(H, W) labels and the (1 + K, H, W) scores ``[bg; CAMs]``."""
-        prob = clip_es_prob(res['refined'].cpu().numpy(), self.bg_power)
         keys = torch.cat([res['keys'].new_zeros(1), res['keys'] + 1]).cpu()
-        if self.crf is None or res['keys'].numel() == 0:
+        if res['keys'].numel() == 0:  # no present class: all background
+            prob = torch.ones(1, *res['refined'].shape[-2:])
+            return prob[0].long() * 0, prob
+        prob = clip_es_prob(res['refined'].cpu().numpy(), self.bg_power)
+        if self.crf is None:
             lab = keys[torch.from_numpy(prob.astype(np.float32)).argmax(0)]
         else:
             labs, raw, _ = self.crf.predict([self._crf_image(ds)], [prob],

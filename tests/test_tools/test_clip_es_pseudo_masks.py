@@ -1,0 +1,141 @@
+# Copyright (c) mmseg-excel contributors. All rights reserved.
+"""tools/generate_pseudo_labels.py with the CLIP-ES config on a tiny VOC and
+the tiny CLIP: PNGs at the original size with {0, present classes + 1, 255},
+resuming, and (slow) a baseline segmenter trained on those masks."""
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mmseg_excel.testing.tiny_datasets import make_tiny_voc
+
+ROOT = Path(__file__).resolve().parents[2]
+CFG = str(ROOT / 'configs' / 'clip_es' /
+          'clip-es_clip-vit-b16_training-free_voc12aug.py')
+BASELINE = str(ROOT / 'configs' / 'baselines' /
+               'deeplabv3plus_r101-d8_4xb4-20k_voc12aug-clip-es-pl-512x512.py')
+ENV = dict(os.environ, PYTHONUNBUFFERED='1', OMP_NUM_THREADS='1')
+
+
+def _generate(data, clip_file, out_dir, cwd):
+    args = [
+        sys.executable,
+        str(ROOT / 'tools' / 'generate_pseudo_labels.py'), CFG, '--out-dir',
+        str(out_dir), '--device', 'cpu', '--num-vis', '1', '--cfg-options',
+        f'pseudo_label_dataloader.dataset.data_root={data["root"]}',
+        'pseudo_label_dataloader.num_workers=0', 'model.clip.model_name=None',
+        f'model.clip.pretrained={clip_file}',
+        'model.gradcam.num_attn_layers=2', 'model.affinity.num_layers=2'
+    ]
+    proc = subprocess.run(args, cwd=cwd, env=ENV, capture_output=True,
+                          text=True, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    return out
+
+
+@pytest.fixture(scope='module')
+def generated(tmp_path_factory, tiny_clip_files):
+    tmp = tmp_path_factory.mktemp('clip_es_pl')
+    data = make_tiny_voc(str(tmp / 'voc'), num_train=4, num_val=2)
+    out_dir = Path(data['root']) / 'pseudo_labels' / 'clip-es'
+    log = _generate(data, tiny_clip_files['openai'], out_dir, tmp)
+    return data, out_dir, log, tmp
+
+
+def test_pngs_have_original_size_and_allowed_values(generated):
+    data, out_dir, log, _ = generated
+    ids = data['splits']['train_aug']
+    assert f'{len(ids)} computed' in log, log[-2000:]
+    assert 'pseudo-label mIoU' in log
+    seen = set()
+    for img_id in ids:
+        png = out_dir / f'{img_id}.png'
+        assert png.is_file()
+        lab = np.asarray(Image.open(png))
+        w, h = Image.open(data['img_paths'][img_id]).size
+        assert lab.shape == (h, w)
+        vals = set(np.unique(lab).tolist())
+        # tiny_datasets labels are mask ids (class + 1)
+        allowed = {0, 255} | set(data['labels'][img_id])
+        assert vals <= allowed, (img_id, vals, allowed)
+        seen |= vals
+    assert len(seen - {0, 255}) > 0  # some foreground somewhere
+    assert any((out_dir / 'vis').iterdir())
+
+
+def test_resume_skips_existing_and_recomputes_missing(generated,
+                                                      tiny_clip_files):
+    data, out_dir, _, tmp = generated
+    ids = data['splits']['train_aug']
+    before = {i: np.asarray(Image.open(out_dir / f'{i}.png')) for i in ids}
+    log = _generate(data, tiny_clip_files['openai'], out_dir, tmp)
+    assert f'(0 computed, {len(ids)} already present)' in log, log[-2000:]
+    (out_dir / f'{ids[1]}.png').unlink()
+    log = _generate(data, tiny_clip_files['openai'], out_dir, tmp)
+    assert f'(1 computed, {len(ids) - 1} already present)' in log
+    for i in ids:  # deterministic: the recomputed mask is the same
+        assert np.array_equal(np.asarray(Image.open(out_dir / f'{i}.png')),
+                              before[i])
+
+
+TINY = """
+_base_ = [{base!r}]
+model = dict(
+    pretrained=None,
+    backbone=dict(depth=18, norm_cfg=dict(type='BN', requires_grad=True)),
+    decode_head=dict(in_channels=512, c1_in_channels=64, channels=16,
+                     c1_channels=8, norm_cfg=dict(type='BN', requires_grad=True)),
+    auxiliary_head=dict(in_channels=256, channels=8,
+                        norm_cfg=dict(type='BN', requires_grad=True)))
+crop_size = (64, 64)
+data_preprocessor = dict(size=crop_size)
+model.update(data_preprocessor=data_preprocessor)
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadPseudoSegMap', as_gt=True),
+    dict(type='RandomCrop', crop_size=crop_size),
+    dict(type='PackSegInputs')
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations'),
+    dict(type='PackSegInputs')
+]
+train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
+                        dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(num_workers=0, persistent_workers=False,
+                      dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader
+train_cfg = dict(max_iters=2, val_interval=2)
+default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=2))
+"""
+
+
+@pytest.mark.slow
+def test_train_baseline_on_clip_es_masks(generated):
+    data, out_dir, _, tmp = generated
+    cfg_path = tmp / 'tiny_clip_es_baseline.py'
+    cfg_path.write_text(TINY.format(base=BASELINE))
+    work = tmp / 'work'
+    args = [
+        sys.executable,
+        str(ROOT / 'tools' / 'train.py'),
+        str(cfg_path), '--work-dir',
+        str(work), '--cfg-options',
+        f'train_dataloader.dataset.data_root={data["root"]}',
+        f'val_dataloader.dataset.data_root={data["root"]}',
+        f'test_dataloader.dataset.data_root={data["root"]}'
+    ]
+    proc = subprocess.run(args, cwd=tmp, env=ENV, capture_output=True,
+                          text=True, timeout=900)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    losses = [float(v) for v in re.findall(r'\bloss: ([-+0-9.eEnaif]+)', out)]
+    assert len(losses) == 2 and all(np.isfinite(losses)), out[-3000:]
+    assert (work / 'iter_2.pth').is_file()
