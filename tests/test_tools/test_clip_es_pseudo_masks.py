@@ -139,3 +139,73 @@ def test_train_baseline_on_clip_es_masks(generated):
     losses = [float(v) for v in re.findall(r'\bloss: ([-+0-9.eEnaif]+)', out)]
     assert len(losses) == 2 and all(np.isfinite(losses)), out[-3000:]
     assert (work / 'iter_2.pth').is_file()
+
+
+# --------------------------------------------------------------------------
+# tools/analysis_tools/prompt_sharpness.py (CLIP_ES.md §4.1)
+def _sharpness_module():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'prompt_sharpness',
+        ROOT / 'tools' / 'analysis_tools' / 'prompt_sharpness.py')
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_sharpness_formula():
+    import torch
+    ps = _sharpness_module()
+    d = torch.float64
+    s = [torch.tensor([0.2, 0.6], dtype=d), torch.tensor([0.5], dtype=d),
+         torch.tensor([0.1, 0.1, 0.4], dtype=d)]
+    var = 0.04 + 0.0 + 0.02  # population variances
+    mean = 0.4 + 0.5 + 0.2
+    assert abs(ps.sharpness(s) - var / mean) < 1e-9
+    with pytest.raises(ValueError):
+        ps.sharpness([])
+
+
+def test_sharpness_scores_are_the_gradcam_softmax(tiny_clip_files, tmp_path):
+    """The image-level score equals the Softmax-GradCAM score function."""
+    import torch
+    from mmseg_excel.models.segmentors.clip_es import CLIPES, clip_es_input
+    ps = _sharpness_module()
+    model = CLIPES(
+        clip=dict(model_name=None, pretrained=tiny_clip_files['openai']),
+        gradcam=dict(num_attn_layers=2), affinity=dict(num_layers=2)).eval()
+    rng = np.random.default_rng(0)
+    img = Image.fromarray(rng.integers(0, 255, (40, 56, 3), np.uint8))
+    x = clip_es_input(img, 16)
+    keys = torch.tensor([2, 7, 14])
+    emb = ps.image_embedding(model, x)
+    got = ps.gt_scores(emb, keys, model.fg_text, model.bg_text,
+                       model.logit_scale)
+    txt = torch.cat([model.fg_text[keys], model.bg_text])
+    want = model.gradcam(model.visual, [x], [txt], [3],
+                         model.logit_scale)[0]['probs'][0, :3]
+    assert torch.allclose(got, want.float(), rtol=1e-4, atol=1e-7)
+
+
+def test_prompt_sharpness_tool_ranks(generated, tiny_clip_files, tmp_path):
+    import json
+    data = generated[0]
+    ps = _sharpness_module()
+    out = tmp_path / 'rank.json'
+    templates = ['a clean origami {}.', 'a photo of a {}.', 'itap of a {}.']
+    ranking = ps.main([
+        CFG, '--templates', *templates, '--device', 'cpu', '--out',
+        str(out), '--cfg-options',
+        f'pseudo_label_dataloader.dataset.data_root={data["root"]}',
+        'pseudo_label_dataloader.num_workers=0', 'model.clip.model_name=None',
+        f'model.clip.pretrained={tiny_clip_files["openai"]}',
+        'model.gradcam.num_attn_layers=2', 'model.affinity.num_layers=2'
+    ])
+    assert sorted(r['template'] for r in ranking) == sorted(templates)
+    vals = [r['sharpness'] for r in ranking]
+    assert vals == sorted(vals) and all(np.isfinite(vals))
+    assert len(set(vals)) == len(vals)  # templates change the scores
+    saved = json.loads(out.read_text())
+    # background-only images are skipped
+    n_lab = sum(1 for i in data['splits']['train_aug'] if data['labels'][i])
+    assert saved['images'] == n_lab and saved['ranking'] == ranking
