@@ -1,6 +1,8 @@
 # CLIP-ES (CLIP_ES.md §1-6): frozen OpenAI CLIP ViT-B/16, Softmax-GradCAM,
 # class-aware attention affinity (CAA) and dense CRF with confidence-guided
 # ignoring (255). Training-free: used by tools/generate_pseudo_labels.py.
+# `CLIPES` is registered by mmseg_excel.models.segmentors.clip_es (imported by
+# the configs under configs/clip_es/ until segmentors/__init__.py does).
 clip_source = dict(model_name='ViT-B-16', pretrained='openai', cache_dir=None)
 # The model re-reads each image (test_cfg.input_source='file') and applies the
 # official transform: PIL bicubic to (ceil(H/16)*16, ceil(W/16)*16), CLIP
