@@ -25,7 +25,8 @@ from mmengine.structures import PixelData
 from mmseg.models.segmentors.base import BaseSegmentor
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
-from mmseg.utils import OptConfigType, OptMultiConfig, OptSampleList, SampleList
+from mmseg.utils import (OptConfigType, OptMultiConfig, OptSampleList,
+                         SampleList)
 from PIL import Image
 from torch import Tensor
 
@@ -147,7 +148,8 @@ class CLIPES(BaseSegmentor):
         src = self.test_cfg.get('input_source', 'file')
         if src not in ('file', 'inputs'):
             raise ValueError(
-                f"test_cfg.input_source must be 'file' or 'inputs', got {src!r}")
+                "test_cfg.input_source must be 'file' or 'inputs', "
+                f'got {src!r}')
 
     def train(self, mode: bool = True):
         """CLIP stays in eval mode (frozen, training-free)."""
@@ -192,7 +194,8 @@ class CLIPES(BaseSegmentor):
         return out
 
     @staticmethod
-    def _out_size(ds: SegDataSample, x: Tensor, source: str) -> Tuple[int, int]:
+    def _out_size(ds: SegDataSample, x: Tensor,
+                  source: str) -> Tuple[int, int]:
         """Original image size (``ori_shape``), else the input size."""
         if 'ori_shape' in ds.metainfo:
             return tuple(ds.metainfo['ori_shape'][:2])
@@ -344,7 +347,8 @@ class CLIPES(BaseSegmentor):
     def _forward(self,
                  inputs: Tensor,
                  data_samples: OptSampleList = None) -> Tensor:
-        """[bg; CAMs] scores (B, 1 + Kmax, H, W) of :meth:`generate_pseudo_labels`."""
+        """[bg; CAMs] scores (B, 1 + Kmax, H, W) (see
+        :meth:`generate_pseudo_labels`)."""
         if data_samples is None:
             raise ValueError('CLIPES._forward needs data samples with '
                              'gt_cls_label')
