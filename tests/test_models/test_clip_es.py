@@ -49,11 +49,13 @@ def _images(seed=0, sizes=((40, 52), (33, 47))):
 @pytest.fixture(scope='module')
 def tiny_model(tiny_clip_files):
     torch.manual_seed(0)
-    return CLIPES(
+    model = CLIPES(
         clip=dict(model_name=None, pretrained=tiny_clip_files['openai']),
         gradcam=dict(num_attn_layers=2),
         affinity=dict(num_layers=2, box_threshold=0.4),
         crf=CRF).eval()
+    model._clip_file = tiny_clip_files['openai']
+    return model
 
 
 def test_training_free(tiny_model):
@@ -173,3 +175,27 @@ def test_end_to_end_pseudo_masks_match_official(clip_es_parity_dir,
         assert (got == want).float().mean() > 0.99  # per image
     # README end-to-end bound: >= 99.9 % of the pixels equal
     assert same / total >= 0.999, same / total
+
+
+def test_inputs_source_matches_file_source(tiny_model, tmp_path):
+    images = _images(2, sizes=((48, 64), (48, 64)))
+    sds = _samples(tmp_path, images, [[1, 6], [12]])
+    x = torch.stack([clip_es_input(Image.fromarray(im), 16) for im in images])
+    with torch.no_grad():
+        want = tiny_model.refined_cams(None, sds)
+        tiny_model.test_cfg['input_source'] = 'inputs'
+        try:
+            got = tiny_model.refined_cams(x, sds)
+            # a non-multiple size is resized in torch (bicubic, antialias)
+            y = tiny_model._network_inputs(x[:, :, :40, :50], [
+                SegDataSample(metainfo=dict(img_shape=(40, 50)))])[0]
+        finally:
+            tiny_model.test_cfg['input_source'] = 'file'
+    for a, b in zip(got, want):
+        assert torch.equal(a['keys'], b['keys'])
+        assert torch.equal(a['refined'], b['refined'])
+    assert y.shape == (3, 48, 64)
+    with pytest.raises(ValueError, match='input_source'):
+        CLIPES(clip=dict(model_name=None,
+                         pretrained=tiny_model._clip_file),
+               test_cfg=dict(input_source='bogus'))
