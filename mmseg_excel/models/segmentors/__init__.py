@@ -1,5 +1,6 @@
 # Copyright (c) mmseg-excel contributors. All rights reserved.
+from .clip_es import CLIPES
 from .excel import ExCEL
 from .excel_tta import ExCELTTAModel
 
-__all__ = ['ExCEL', 'ExCELTTAModel']
+__all__ = ['CLIPES', 'ExCEL', 'ExCELTTAModel']
