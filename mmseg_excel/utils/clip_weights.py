@@ -12,6 +12,10 @@
   ``build_model_from_openai_state_dict`` when ``model_name`` is ``None``;
 * an OpenAI TorchScript archive (``open_clip.load_openai_model``).
 
+``model_name`` may also be the path of an open_clip model JSON (a custom
+architecture such as the shipped toy CLIP): it is registered with
+``open_clip.add_model_config`` and named after its file stem.
+
 The format is detected from the file content, never from its name. All
 construction, key layouts and QuickGELU come from open_clip.
 """
@@ -35,6 +39,21 @@ def is_torchscript_archive(path: str) -> bool:
     with zipfile.ZipFile(path) as zf:
         names = zf.namelist()
     return any(n.endswith('constants.pkl') or '/code/' in n for n in names)
+
+
+def resolve_model_name(model_name: Optional[str]) -> Optional[str]:
+    """Architecture name for open_clip; a ``*.json`` model config path is
+    registered (``open_clip.add_model_config``) and its stem returned."""
+    if model_name is None or not str(model_name).endswith('.json'):
+        return model_name
+    import open_clip
+    from .paths import resolve_data_path
+    path = resolve_data_path(str(model_name))
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f'open_clip model config not found: {model_name}')
+    open_clip.add_model_config(path)
+    return osp.splitext(osp.basename(path))[0]
 
 
 def _looks_like_path(s: str) -> bool:
@@ -93,6 +112,10 @@ def load_clip(model_name: Optional[str],
     if precision not in _DTYPES:
         raise ValueError(f'precision must be one of {list(_DTYPES)}, '
                          f'got {precision!r}')
+    from .paths import resolve_data_path
+    model_name = resolve_model_name(model_name)
+    if pretrained is not None:
+        pretrained = resolve_data_path(pretrained)
     kw = {}
     if force_quick_gelu is not None:
         kw['force_quick_gelu'] = force_quick_gelu

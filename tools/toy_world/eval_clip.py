@@ -6,7 +6,8 @@ embedding per foreground class (``--templates``, default ExCEL's
 ``"a clean origami {}."``). Reported (``--split``, default ``test``):
 
 * mAP: mmpretrain ``AveragePrecision`` (macro), cross-checked against a
-  plain torch implementation;
+  plain torch implementation, of CLIP's zero-shot class probabilities
+  (softmax over the classes of ``logit_scale * cos``) and of the raw cosines;
 * precision / recall / F1 (mmpretrain ``MultiLabelMetric``, macro) at one
   global score threshold chosen on ``--thr-split`` (default ``val``) to
   maximise macro F1 there, and at top-1;
@@ -171,31 +172,50 @@ def mmpretrain_metrics(scores: torch.Tensor, targets: torch.Tensor,
     return res
 
 
-def evaluate(model, tokenizer, root: str, split: str, thr_split: str,
-             templates: Sequence[str], batch_size: int = 256) -> dict:
-    """All metrics of ``split``; the F1 threshold comes from ``thr_split``."""
-    names = list(tw.CLASS_NAMES)
-    text = class_text_features(model, tokenizer, names, templates)
-    out = dict(split=split, thr_split=thr_split, templates=list(templates),
-               classes=names)
-    imgs, t_thr, _ = load_split(root, thr_split, len(names))
-    thr = best_threshold(image_features(model, imgs, batch_size) @ text.T,
-                         t_thr)
-    imgs, targets, ids = load_split(root, split, len(names))
-    scores = image_features(model, imgs, batch_size) @ text.T
+def _scored_metrics(scores: torch.Tensor, targets: torch.Tensor,
+                    thr_scores: torch.Tensor,
+                    thr_targets: torch.Tensor) -> dict:
+    """mAP, F1 at a threshold tuned on the threshold split, mmpretrain."""
+    thr = best_threshold(thr_scores, thr_targets)
     ap = average_precision(scores, targets)
-    out.update(
-        num_images=len(ids),
+    out = dict(
         threshold=thr,
         mAP_torch=ap.nanmean().item(),
-        AP_per_class={n: a.item() for n, a in zip(names, ap)},
-        f1_torch=macro_f1(scores > thr, targets.bool()),
-        separation=separation(scores, targets))
+        AP_per_class={n: a.item()
+                      for n, a in zip(tw.CLASS_NAMES, ap)},
+        f1_torch=macro_f1(scores > thr, targets.bool()))
     try:
         out['mmpretrain'] = mmpretrain_metrics(scores, targets, thr)
     except ImportError as e:  # mmpretrain needs mmcv
         out['mmpretrain'] = f'unavailable: {e}'
     return out
+
+
+def evaluate(model, tokenizer, root: str, split: str, thr_split: str,
+             templates: Sequence[str], batch_size: int = 256) -> dict:
+    """All metrics of ``split``; F1 thresholds come from ``thr_split``.
+
+    ``softmax``: CLIP's zero-shot probabilities over the K classes,
+    ``softmax(logit_scale * cos)``; ``raw``: the cosine similarities.
+    """
+    names = list(tw.CLASS_NAMES)
+    text = class_text_features(model, tokenizer, names, templates)
+    scale = model.logit_scale.exp().item()
+    imgs, t_thr, _ = load_split(root, thr_split, len(names))
+    cos_thr = image_features(model, imgs, batch_size) @ text.T
+    imgs, targets, ids = load_split(root, split, len(names))
+    cos = image_features(model, imgs, batch_size) @ text.T
+    return dict(
+        split=split,
+        thr_split=thr_split,
+        num_images=len(ids),
+        templates=list(templates),
+        classes=names,
+        logit_scale=scale,
+        softmax=_scored_metrics((scale * cos).softmax(1), targets,
+                                (scale * cos_thr).softmax(1), t_thr),
+        raw=_scored_metrics(cos, targets, cos_thr, t_thr),
+        separation=separation(cos, targets))
 
 
 def main(argv=None) -> None:

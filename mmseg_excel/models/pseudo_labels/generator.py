@@ -88,13 +88,19 @@ class ExCELPseudoLabeler(nn.Module):
         par: config of :class:`PAR` (dilations, num_iter, w1, w2).
         bg_power: exponent of the background score (1).
         norm_eps: epsilon of the per-class min–max (1e-7).
+        use_affinity: apply CAA (§5.1). ``False`` (with ``use_par=False``)
+            gives the plain CAM baseline: raw patch-text maps, min–max,
+            background score, argmax.
+        use_par: apply PAR (§5.4).
     """
 
     def __init__(self,
                  affinity: Optional[dict] = None,
                  par: Optional[dict] = None,
                  bg_power: float = 1.0,
-                 norm_eps: float = 1e-7) -> None:
+                 norm_eps: float = 1e-7,
+                 use_affinity: bool = True,
+                 use_par: bool = True) -> None:
         super().__init__()
         affinity = dict(affinity or {})
         affinity.pop('type', None)
@@ -104,6 +110,8 @@ class ExCELPseudoLabeler(nn.Module):
         self.par = PAR(**par)
         self.bg_power = bg_power
         self.norm_eps = norm_eps
+        self.use_affinity = use_affinity
+        self.use_par = use_par
 
     @torch.no_grad()
     def forward(
@@ -145,13 +153,18 @@ class ExCELPseudoLabeler(nn.Module):
             p, (hh, ww))
         class_idx, valid = present_classes(cls_labels)
         sel = cams.gather(2, class_idx.unsqueeze(1).expand(b, p, -1))
-        refined, boxes, _ = self.affinity(attn_weights, sel, grid_hw, seg_attn)
+        if self.use_affinity:
+            refined, boxes, _ = self.affinity(attn_weights, sel, grid_hw,
+                                              seg_attn)
+        else:
+            refined = sel.transpose(1, 2).reshape(b, -1, *grid_hw)
+            boxes = torch.ones_like(refined)
         up = minmax_upsample(refined, (hh, ww), self.norm_eps)
         vmask = valid[:, :, None, None].to(up.dtype)
         up = up * vmask
         bg = (1 - up.amax(1, keepdim=True)).pow(self.bg_power)
         with_bkg = torch.cat([bg, up], 1)
-        out = self.par(images, with_bkg)
+        out = self.par(images, with_bkg) if self.use_par else with_bkg
         chan_valid = torch.cat([valid.new_ones(b, 1), valid], 1)
         scores = out.masked_fill(~chan_valid[:, :, None, None], float('-inf'))
         keys = torch.cat([class_idx.new_zeros(b, 1), class_idx + 1], 1)

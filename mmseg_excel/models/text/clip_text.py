@@ -59,6 +59,8 @@ def get_clip_tokenizer(model_name: Optional[str] = None,
     """CLIP BPE tokenizer of open_clip for ``model_name`` (default: the
     OpenAI ``SimpleTokenizer``, as ``clip.tokenize``)."""
     import open_clip
+    from mmseg_excel.utils.clip_weights import resolve_model_name
+    model_name = resolve_model_name(model_name)
     if model_name is not None and model_name in open_clip.list_models():
         return open_clip.get_tokenizer(model_name)
     return lambda texts: open_clip.tokenize(texts, context_length)
