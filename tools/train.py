@@ -64,6 +64,13 @@ def amp_dtype() -> str:
     return 'bfloat16'
 
 
+def has_accelerator() -> bool:
+    """Whether mmengine's AmpOptimWrapper accepts this machine."""
+    from mmseg_excel.engine.optimizers.amp_optim_wrapper import \
+        accelerator_available
+    return accelerator_available()
+
+
 def main() -> None:
     """Build the config and run training."""
     args = parse_args()
@@ -80,7 +87,7 @@ def main() -> None:
 
     if args.amp:
         optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-        if optim_wrapper == 'AmpOptimWrapper':
+        if optim_wrapper in ('AmpOptimWrapper', 'AnyDeviceAmpOptimWrapper'):
             print_log('AMP training is already enabled in your config.',
                       logger='current', level=logging.WARNING)
         else:
@@ -90,6 +97,12 @@ def main() -> None:
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.dtype = amp_dtype()
             cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+        if (cfg.optim_wrapper.type == 'AmpOptimWrapper'
+                and not has_accelerator()):
+            # mmengine's AmpOptimWrapper asserts a GPU/NPU/MLU; on the CPU
+            # the plugin's subclass autocasts to bf16 without loss scaling
+            cfg.optim_wrapper.type = 'AnyDeviceAmpOptimWrapper'
+            cfg.optim_wrapper.dtype = 'bfloat16'
 
     if args.resume == 'auto':
         cfg.resume = True

@@ -1,0 +1,161 @@
+# Copyright (c) mmseg-excel contributors. All rights reserved.
+"""tools/analysis_tools/benchmark_{train,pseudo_labels}.py on the tiny CLIP.
+
+The real configs are used; only what does not fit the 3-block tiny ViT is
+overridden (CLIP source, SVC/CAA/GradCAM layer counts, ExCELHead width).
+Each script runs in-process (``main(argv)``) for one timed iteration, with
+the tiny CLIP's weights and with ``--random-weights`` (the architecture of
+``model_name`` without weights, as ViT-B-16 on a machine without the
+OpenAI checkpoint). The printed table must name every stage and give
+positive times, images/s and the step/CLIP-forward ratios.
+"""
+import importlib.util
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TOOLS = ROOT / 'tools' / 'analysis_tools'
+TINY_JSON = str(ROOT / 'tests' / 'data' / 'tiny_clip.json')
+EXCEL_TRAIN = str(ROOT / 'configs' / 'excel' /
+                  'excel_clip-vit-b16_1xb4-30k_voc12aug-320x320.py')
+EXCEL_FREE = str(ROOT / 'configs' / 'excel' /
+                 'excel_clip-vit-b16_training-free_voc12aug-320x320.py')
+CLIP_ES = str(ROOT / 'configs' / 'clip_es' /
+              'clip-es_clip-vit-b16_training-free_voc12aug.py')
+#: one timed iteration, no warm-up, two 64x64 images (4x4 patches)
+BASE = ['--iters', '1', '--warmup', '0', '--batch-size', '2', '--device',
+        'cpu']
+QUICK = BASE + ['--size', '64', '64']
+NUM = r'(\d+\.\d+)'
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, TOOLS / f'{name}.py')
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _excel_options(weights) -> list:
+    """The ExCEL configs on the tiny CLIP (``weights`` None: random)."""
+    opts = [
+        f'model.backbone.model_name={TINY_JSON}',
+        f'model.text_head.clip.model_name={TINY_JSON}',
+        'model.backbone.svc.num_blocks=2',
+        'model.pseudo_labeler.affinity.num_layers=2',
+        'model.decode_head.in_channels=64',
+        'model.decode_head.channels=16',
+        'model.decode_head.num_heads=2',
+        'model.decode_head.num_layers=3',
+        'model.decode_head.num_decoder_layers=1',
+    ]
+    if weights is not None:
+        opts += [f'model.backbone.pretrained={weights}',
+                 f'model.text_head.clip.pretrained={weights}']
+    return opts
+
+
+def _clip_es_options(weights) -> list:
+    opts = [f'model.clip.model_name={TINY_JSON}',
+            'model.gradcam.num_attn_layers=2', 'model.affinity.num_layers=2']
+    if weights is not None:
+        opts.append(f'model.clip.pretrained={weights}')
+    return opts
+
+
+def _row(out: str, name: str) -> list:
+    """The numbers of the table row starting with ``name``."""
+    for line in out.splitlines():
+        if line.startswith(name):
+            return [float(x) for x in re.findall(NUM, line[len(name):])]
+    raise AssertionError(f'no row {name!r} in:\n{out}')
+
+
+@pytest.fixture
+def weights(request, tiny_clip_files):
+    """The tiny CLIP file, or None for --random-weights."""
+    return None if request.param == 'random' else \
+        tiny_clip_files['open_clip']
+
+
+def _weight_args(weights) -> list:
+    return ['--random-weights'] if weights is None else []
+
+
+@pytest.mark.parametrize('weights', ['file', 'random'], indirect=True)
+def test_benchmark_train(weights, capsys):
+    bench = _load('benchmark_train')
+    res = bench.main([EXCEL_TRAIN, *QUICK, '--no-tse',
+                      *_weight_args(weights), '--cfg-options',
+                      *_excel_options(weights)])
+    out = capsys.readouterr().out
+    assert set(res) == {'before LVC', 'after LVC'}
+    for stage in ('CLIP forward', 'patch-text maps', 'refinement (CAA)',
+                  'PAR', 'decoder', 'losses', 'backward + step', 'other',
+                  'step (total)'):
+        vals = _row(out, stage)
+        assert len(vals) == 2, (stage, out)
+        if stage != 'other':
+            assert all(v > 0 for v in vals), (stage, out)
+    # the LVC re-forward runs only after the switch
+    before, after = _row(out, 'LVC re-forward')
+    assert before == 0 and after > 0
+    assert _row(out, 'CLIP forward alone')[0] > 0
+    for phase, target in (('before LVC', 1.5), ('after LVC', 2.0)):
+        m = re.search(rf'step / CLIP forward \({phase}\): {NUM}x '
+                      rf'\(target <= {target}x', out)
+        assert m and float(m.group(1)) > 0, out
+    assert re.search(r'peak memory \(after LVC\): \d+ MiB', out)
+
+
+@pytest.mark.parametrize('weights', ['file', 'random'], indirect=True)
+def test_benchmark_train_amp(weights, capsys):
+    bench = _load('benchmark_train')
+    bench.main([EXCEL_TRAIN, *QUICK, '--no-tse', '--amp',
+                *_weight_args(weights), '--cfg-options',
+                *_excel_options(weights)])
+    out = capsys.readouterr().out
+    assert 'amp True' in out
+    assert _row(out, 'step (total)')[0] > 0
+
+
+def _check_pl_table(out: str, stages, batch: int = 2) -> None:
+    for stage in list(stages) + ['total']:
+        secs, ips = _row(out, stage)
+        assert secs > 0 and ips > 0, (stage, out)
+    secs, ips = _row(out, 'total')
+    assert ips == pytest.approx(batch / secs, rel=0.02)
+    assert re.search(r'peak memory: \d+ MiB', out)
+
+
+@pytest.mark.parametrize('weights', ['file', 'random'], indirect=True)
+def test_benchmark_pseudo_labels_excel(weights, capsys):
+    pytest.importorskip('pydensecrf')
+    bench = _load('benchmark_pseudo_labels')
+    res = bench.main([EXCEL_FREE, *QUICK, '--no-tse', '--crf',
+                      *_weight_args(weights), '--cfg-options',
+                      *_excel_options(weights)])
+    out = capsys.readouterr().out
+    assert 'model: ExCEL' in out
+    _check_pl_table(out, ('CLIP forward (+SVC)', 'patch-text maps',
+                          'affinity (CAA)', 'PAR', 'CRF'))
+    assert 'LVC re-forward' not in res  # training-free: static maps only
+
+
+@pytest.mark.parametrize('weights', ['file', 'random'], indirect=True)
+def test_benchmark_pseudo_labels_clip_es(weights, capsys):
+    pytest.importorskip('pydensecrf')
+    bench = _load('benchmark_pseudo_labels')
+    # 60x70 is not a patch multiple: the model resizes to 64x80 as CLIP-ES
+    bench.main([CLIP_ES, *BASE, '--size', '60', '70', '--gradcam-per-class',
+                *_weight_args(weights),
+                '--cfg-options', *_clip_es_options(weights)])
+    out = capsys.readouterr().out
+    assert 'model: CLIPES' in out
+    _check_pl_table(out, ('CLIP forward (blocks 0..L-2)',
+                          'GradCAM (block L-1 fwd + bwd, batched over '
+                          'classes)', 'CAA', 'CRF'))
+    assert _row(out, 'GradCAM per class (official schedule)')[0] > 0
+    assert re.search(rf'GradCAM batching speed-up: {NUM}x', out)
