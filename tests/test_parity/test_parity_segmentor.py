@@ -1,0 +1,309 @@
+# Copyright (c) mmseg-excel contributors. All rights reserved.
+"""The whole ``ExCEL`` segmentor vs the official code (EXCEL.md §8.3).
+
+Unlike the stage tests next to this file (encoder, text, refine, head), the
+model here is built through mmseg's ``MODELS`` registry and run end to end:
+
+* backbone and text head read the fixture CLIP (``mini_clip_openai.pt``), the
+  text head the fixture attribute bank (``attr_bank.pt``, TSE);
+* the official decoder weights (``decoder_state_dict.pt``) go through
+  ``tools/model_converters/excel2mmseg.py`` into ``model.decode_head``, which
+  is put in eval mode (the fixtures were produced with dropout off) while
+  gradients still flow;
+* full forward (``model._forward``) vs ``step[...]['forward']``;
+* one training step (``model.loss``) before and after the LVC switch vs the
+  pseudo labels, the loss values and the decoder gradient norm.
+
+Loss weighting (compared like for like): the official step stores the raw
+affinity loss ``aff_loss`` and ``loss = seg_loss + 0.1 · aff_loss``; our head
+returns ``loss_aff`` already multiplied by its ``loss_weight`` (0.1), so
+``loss_aff / loss_weight`` is compared with ``aff_loss`` and
+``loss_seg + loss_aff`` with ``loss``.
+
+Every size (CLIP width and depth, classes, decoder blocks, fused channels,
+image size, batch) comes from the fixture files, so any folder with the same
+schema (``EXCEL_PARITY_DIR``) works. Tolerances are the README's: 1e-4
+relative (max abs diff / max abs ref) and ≥ 99.9 % equal pseudo-label pixels.
+"""
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from mmengine.registry import init_default_scope
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+
+import mmseg_excel  # noqa: F401  (registers the modules)
+
+sys.path.insert(
+    0, str(Path(__file__).resolve().parents[2] / 'tools' / 'model_converters'))
+from excel2mmseg import convert_excel_state_dict  # noqa: E402
+
+pytestmark = pytest.mark.parity
+
+# official hyper-parameters of the fixture run (fixtures README, EXCEL.md)
+IMAGENET_MEAN = [123.675, 116.28, 103.53]
+IMAGENET_STD = [58.395, 57.12, 57.375]
+TSE_KEEP_RATIO = 0.9  # TSE topK
+CAA_THRESHOLD = 0.79
+PAR_DILATIONS = (1, 2, 4, 8, 12, 24)
+PAR_ITERS = 20
+AFF_RADIUS = 8
+W_AFF = 0.1
+DECODER_HEADS = 8
+LVC_START = 14000  # VOC
+AFF_TARGET_SWITCH = 24000  # VOC
+STEPS = ('step_before_lvc.pt', 'step_after_lvc.pt')
+TOL = 1e-4
+PIXEL_AGREEMENT = 0.999
+
+
+def _load(path):
+    return torch.load(path, weights_only=False)
+
+
+def _rel(a, b):
+    a, b = a.detach().double(), b.detach().double()
+    assert a.shape == b.shape, (tuple(a.shape), tuple(b.shape))
+    return ((a - b).abs().max() / b.abs().max().clamp(min=1e-12)).item()
+
+
+def _model_cfg(parity_dir, text, enc, dec_sd, step):
+    """ExCEL config (as configs/_base_/models/excel_clip-vit-b16.py) with
+    every size taken from the fixtures."""
+    clip = dict(
+        model_name=None,
+        pretrained=str(parity_dir / 'mini_clip_openai.pt'),
+        cache_dir=None)
+    num_fg = int(text['attr_flag'].shape[0])
+    num_layers, _, _, width = enc['all_feats'].shape
+    num_blocks = len({
+        k.split('.')[1]
+        for k in dec_sd if k.startswith('decoder_layers.')
+    })
+    num_classes = int(step['forward']['seg'].shape[1])
+    channels = int(step['forward']['attn_fts'].shape[1])
+    return dict(
+        type='ExCEL',
+        data_preprocessor=dict(
+            type='SegDataPreProcessor',
+            mean=IMAGENET_MEAN,
+            std=IMAGENET_STD,
+            bgr_to_rgb=True,
+            pad_val=0,
+            seg_pad_val=255,
+            size_divisor=16),
+        backbone=dict(
+            type='CLIPViTBackbone',
+            **clip,
+            svc=dict(type='SVC', num_blocks=5),
+            clean_layer_feats=False),
+        text_head=dict(
+            type='ExCELTextHead',
+            clip=clip,
+            class_names=list(text['prompts'][:num_fg]),
+            bg_names=list(text['prompts'][num_fg:]),
+            templates=[text['template']],
+            tse=dict(
+                bank_file=str(parity_dir / 'attr_bank.pt'),
+                keep_ratio=TSE_KEEP_RATIO)),
+        cam_head=dict(
+            type='SurgeryPatchTextMap', num_fg=num_fg, temperature=2.0),
+        pseudo_labeler=dict(
+            type='ExCELPseudoLabeler',
+            affinity=dict(
+                num_layers=6,
+                box_threshold=CAA_THRESHOLD,
+                sinkhorn_iters=3,
+                power=2),
+            par=dict(
+                dilations=PAR_DILATIONS, num_iter=PAR_ITERS, w1=0.3,
+                w2=0.01),
+            bg_power=1.0),
+        decode_head=dict(
+            type='ExCELHead',
+            in_channels=int(width),
+            channels=channels,
+            num_classes=num_classes,
+            num_layers=int(num_layers),
+            num_decoder_layers=num_blocks,
+            num_heads=DECODER_HEADS,
+            dropout_ratio=0.1,
+            aff_gamma=3.0,
+            loss_decode=dict(
+                type='BalancedCrossEntropyLoss', loss_weight=1.0),
+            loss_aff=dict(
+                type='ExCELAffinityLoss',
+                radius=AFF_RADIUS,
+                loss_weight=W_AFF)),
+        lvc_start_iter=LVC_START,
+        aff_target_switch_iter=AFF_TARGET_SWITCH,
+        train_cfg=dict(),
+        test_cfg=dict(mode='whole'))
+
+
+@pytest.fixture(scope='module')
+def case(parity_dir):
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    inputs = _load(parity_dir / 'inputs.pt')
+    text = _load(parity_dir / 'text.pt')
+    enc = _load(parity_dir / 'encoder.pt')
+    steps = {name: _load(parity_dir / name) for name in STEPS}
+    dec_sd = convert_excel_state_dict(
+        _load(parity_dir / 'decoder_state_dict.pt'), prefix='')
+    cfg = _model_cfg(parity_dir, text, enc, dec_sd, steps[STEPS[0]])
+    init_default_scope('mmseg')
+    model = MODELS.build(cfg)
+    model.decode_head.load_state_dict(
+        {k: v.float()
+         for k, v in dec_sd.items()}, strict=True)
+    model.train()
+    model.decode_head.eval()  # fixtures: decoder dropout off, grads flow
+    img = inputs['inputs'].float()
+    # the fixture inputs are the RGB images normalised with the statistics
+    # the model's data preprocessor (and thus its PAR images) uses
+    mean = model.data_preprocessor.mean.view(1, -1, 1, 1)
+    std = model.data_preprocessor.std.view(1, -1, 1, 1)
+    assert _rel(img, (inputs['images_rgb_0_255'].float() - mean) / std) < 1e-5
+    return dict(
+        model=model, img=img, inputs=inputs, text=text, enc=enc, steps=steps)
+
+
+def _samples(inputs):
+    img = inputs['inputs']
+    out = []
+    for lab in inputs['cls_labels']:
+        ds = SegDataSample(
+            metainfo=dict(
+                img_shape=tuple(img.shape[-2:]),
+                ori_shape=tuple(img.shape[-2:]),
+                pad_shape=tuple(img.shape[-2:])))
+        ds.gt_cls_label = lab.float().clone()
+        out.append(ds)
+    return out
+
+
+def test_model_sizes_from_fixtures(case):
+    model, text, enc = case['model'], case['text'], case['enc']
+    num_fg = int(text['attr_flag'].shape[0])
+    assert model.text_head.num_fg == num_fg
+    assert model.num_classes == num_fg + 1
+    assert model.backbone.num_layers == enc['all_feats'].shape[0]
+    # the text embeddings the segmentor uses are the official TSE output
+    assert _rel(model.text_head(), text['text_attr'].t()) < 1e-5
+
+
+def test_full_forward(case):
+    model, img = case['model'], case['img']
+    with torch.no_grad():
+        seg, fused, aff = model._forward(img)
+        feats = model.extract_feat(img)
+        maps = model.compute_cams(feats.image_features)
+    errs = {}
+    for name, step in case['steps'].items():
+        ref = step['forward']
+        errs[name] = dict(
+            seg=_rel(seg, ref['seg']),
+            attn_fts=_rel(fused, ref['attn_fts']),
+            attn_pred=_rel(aff, ref['attn_pred']),
+            attr_maps_raw=_rel(maps, ref['attr_maps_raw']))
+    print('full forward max rel errors:', errs)
+    for name, e in errs.items():
+        for key, value in e.items():
+            assert value < TOL, (name, key, value)
+
+
+@pytest.mark.parametrize('name', STEPS)
+def test_training_step(case, name):
+    model, img, step = case['model'], case['img'], case['steps'][name]
+    it = int(step['iteration'])
+    model.set_train_iter(it)
+    # file names promise one step on each side of the LVC switch
+    assert model.lvc_active == (name == 'step_after_lvc.pt')
+    assert model.lvc_active == (it >= LVC_START)
+
+    # intermediates, for diagnosis when a final quantity drifts
+    seen = {}
+
+    def pl_hook(module, args, kwargs, out):
+        seen['cams'] = kwargs['cams'].detach().clone()
+        seen['pl'] = {k: v.detach().clone() for k, v in out.items()}
+
+    def aff_hook(module, args, out):
+        seen['aff_label'] = args[1].detach().clone()
+
+    handles = [
+        model.pseudo_labeler.register_forward_hook(pl_hook, with_kwargs=True),
+        model.decode_head.loss_aff.register_forward_hook(aff_hook)
+    ]
+    model.zero_grad(set_to_none=True)
+    samples = _samples(case['inputs'])
+    try:
+        losses = model.loss(img, samples)
+    finally:
+        for h in handles:
+            h.remove()
+
+    # pseudo labels: what the decoder trains on
+    pseudo = torch.stack([ds.pseudo_sem_seg.data[0] for ds in samples])
+    ref_pl = step['pseudo_labels'].long()
+    assert pseudo.shape == ref_pl.shape
+    agree = (pseudo == ref_pl).float().mean().item()
+
+    # intermediates
+    maps_err = _rel(seen['cams'], step['attr_maps_used'])
+    pl = seen['pl']
+    refined_err, cwb_err = 0.0, 0.0
+    for i, ref in enumerate(step['refined']):
+        k = len(ref['cls'])
+        assert torch.equal(pl['class_idx'][i, :k], ref['cls'].long())
+        assert int(pl['valid'][i].sum()) == k
+        refined_err = max(refined_err,
+                          _rel(pl['refined'][i, :k], torch.stack(ref['maps'])))
+        cwb = step['cams_with_bkg'][i]
+        cwb_err = max(
+            cwb_err,
+            (pl['cams_with_bkg'][i, :cwb.shape[0]] - cwb).abs().max().item())
+    aff_agree = (seen['aff_label'] == step['aff_label'].long()).float().mean()
+
+    # losses, compared like for like (see module docstring)
+    w_aff = model.decode_head.loss_aff.loss_weight
+    total = sum(v for k, v in losses.items() if 'loss' in k)
+    seg_err = abs(losses['loss_seg'].item() / step['seg_loss'] - 1)
+    aff_err = abs(losses['loss_aff'].item() / w_aff / step['aff_loss'] - 1)
+    total_err = abs(total.item() / step['loss'] - 1)
+
+    total.backward()
+    grads = [
+        p.grad.double() for p in model.decode_head.parameters()
+        if p.grad is not None
+    ]
+    assert len(grads) == len(list(model.decode_head.parameters()))
+    # nothing outside the decoder receives gradients
+    assert all(p.grad is None for n, p in model.named_parameters()
+               if not n.startswith('decode_head.'))
+    grad_norm = torch.sqrt(sum((g**2).sum() for g in grads)).item()
+    grad_err = abs(grad_norm / step['decoder_grad_norm'] - 1)
+
+    print(f'{name}: pixel agreement {agree:.6f}, aff_label agreement '
+          f'{aff_agree:.6f}, maps {maps_err:.2e}, refined {refined_err:.2e}, '
+          f'cams_with_bkg (abs) {cwb_err:.2e}, seg_loss {seg_err:.2e}, '
+          f'aff_loss {aff_err:.2e}, loss {total_err:.2e}, '
+          f'grad_norm {grad_err:.2e}')
+    assert agree >= PIXEL_AGREEMENT, agree
+    assert seg_err < TOL, seg_err
+    assert aff_err < TOL, aff_err
+    assert total_err < TOL, total_err
+    assert grad_err < TOL, grad_err
+    # intermediates (printed above): maps fed to refinement, CAA output,
+    # background + upsampled maps before PAR (1e-4 absolute, the per-class
+    # min–max amplifies rounding, as in test_parity_refine), affinity labels
+    assert maps_err < TOL, maps_err
+    assert refined_err < TOL, refined_err
+    assert cwb_err < 1e-4, cwb_err
+    assert aff_agree >= PIXEL_AGREEMENT, aff_agree
+    # the LVC maps really are a new path after the switch
+    if model.lvc_active:
+        assert (step['attr_maps_used'] - step['forward']['attr_maps_raw']
+                ).abs().max() > 10 * max(maps_err, 1e-6)
