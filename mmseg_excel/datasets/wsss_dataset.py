@@ -6,7 +6,7 @@ derive the labels) its VOC-style mask. Subclasses only say where an image id's
 image and mask live (:meth:`BaseWSSSDataset.sample_paths`).
 """
 import os.path as osp
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import mmengine
 
@@ -25,7 +25,10 @@ class BaseWSSSDataset(BaseSegDataset):
 
     Loading checks the input and names the file at fault: a missing
     ``data_root`` or split file, images named by the split file but absent, a
-    labels file lacking an image, missing pseudo masks.
+    labels file lacking an image, missing pseudo masks. At run time, an
+    ``OSError`` of the pipeline that names none of the sample's files (PIL's
+    ``UnidentifiedImageError`` for a corrupt JPEG, decoded from bytes) is
+    re-raised as an ``OSError`` naming the image and mask files.
 
     Args:
         ann_file (str): Split file, one image id per line (relative paths are
@@ -82,6 +85,24 @@ class BaseWSSSDataset(BaseSegDataset):
     def sample_paths(self, img_id: str) -> Tuple[str, Optional[str]]:
         """Image and mask path of one image id (subclasses)."""
         raise NotImplementedError
+
+    def prepare_data(self, idx: int) -> Any:
+        """Run the pipeline on sample ``idx``; an ``OSError`` that names none
+        of the sample's files is re-raised naming its image and mask."""
+        try:
+            return super().prepare_data(idx)
+        except OSError as e:
+            info = self.get_data_info(idx)
+            img_path = info.get('img_path')
+            paths = [
+                info.get(k) for k in ('img_path', 'seg_map_path',
+                                      'pseudo_seg_map_path') if info.get(k)
+            ]
+            if not img_path or any(p in str(e) for p in paths):
+                raise  # already names the file at fault
+            raise OSError(
+                f'cannot load sample {idx}: image {img_path} (mask '
+                f'{info.get("seg_map_path")}): {type(e).__name__}: {e}') from e
 
     def _read_split(self) -> List[str]:
         """Image ids of the split file, with input checks."""
