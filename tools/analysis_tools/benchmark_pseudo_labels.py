@@ -215,11 +215,11 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
         if name not in res:
             continue
         t = res[name]
-        print(f'{name:<{width}}{t:>10.3f}{b / max(t, 1e-9):>11.2f}')
+        print(f'{name:<{width}}{t:>10.4f}{b / max(t, 1e-9):>11.2f}')
     if per_class is not None:
         name = 'GradCAM per class (official schedule)'
         batched = res['GradCAM (block L-1 fwd + bwd, batched over classes)']
-        print(f'{name:<{width}}{per_class:>10.3f}'
+        print(f'{name:<{width}}{per_class:>10.4f}'
               f'{b / max(per_class, 1e-9):>11.2f}')
         print(f'GradCAM batching speed-up: '
               f'{per_class / max(batched, 1e-9):.2f}x')

@@ -319,9 +319,9 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Dict[str, float]]:
     print(header)
     print('-' * len(header))
     for s in TRAIN_STAGES + ('other', 'step (total)'):
-        print(f'{s:<24}' + ''.join(f'{results[p].get(s, 0.0):>13.3f}s'
+        print(f'{s:<24}' + ''.join(f'{results[p].get(s, 0.0):>13.4f}s'
                                    for p in results))
-    print(f'{"CLIP forward alone":<24}{clip_alone:>13.3f}s')
+    print(f'{"CLIP forward alone":<24}{clip_alone:>13.4f}s')
     for p in results:
         ratio = results[p]['step (total)'] / max(clip_alone, 1e-9)
         target = TARGETS[p]
