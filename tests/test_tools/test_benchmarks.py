@@ -159,4 +159,5 @@ def test_benchmark_pseudo_labels_clip_es(weights, capsys):
                           'GradCAM (block L-1 fwd + bwd, batched over '
                           'classes)', 'CAA', 'CRF'))
     assert _row(out, 'GradCAM per class (official schedule)')[0] > 0
+    assert sum(line.startswith('CRF ') for line in out.splitlines()) == 1
     assert re.search(rf'GradCAM batching speed-up: {NUM}x', out)

@@ -209,8 +209,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
     width = max(len(n) for n in res) + 2
     print(f'{"stage":<{width}}{"s/batch":>10}{"images/s":>11}')
     print('-' * (width + 21))
-    order = [n for n, _, _ in stage_methods(model)] + ['CRF', 'other',
-                                                       'total']
+    order = list(dict.fromkeys(  # CLIP-ES times its own CRF: no repeat
+        [n for n, _, _ in stage_methods(model)] + ['CRF', 'other', 'total']))
     for name in order:
         if name not in res:
             continue
