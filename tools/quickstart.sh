@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # README command 1: set everything up, then run the main job on the embedded
 # default, the Toy World: render it (seeded), train ExCEL with the shipped toy
-# CLIP (configs/toy_world/excel_toy-clip_1xb8-1500_toy-world-96x96.py) and
+# CLIP (configs/toy_world/excel_toy-clip_1xb8-1k_toy-world-96x96.py) and
 # print its test-split mIoU (single scale, then multi-scale + flip + CRF).
 #
 #   bash tools/quickstart.sh            # setup + data + train + test
@@ -15,7 +15,7 @@ if [ "${SKIP_SETUP:-0}" != "1" ]; then
     bash tools/setup_env.sh
 fi
 PY="${VENV:-$ROOT/.venv}/bin/python"
-CONFIG=configs/toy_world/excel_toy-clip_1xb8-1500_toy-world-96x96.py
+CONFIG=configs/toy_world/excel_toy-clip_1xb8-1k_toy-world-96x96.py
 WORK_DIR="${WORK_DIR:-work_dirs/toy_world/excel}"
 DATA=data/toy_world
 log() { echo "[quickstart] $*"; }

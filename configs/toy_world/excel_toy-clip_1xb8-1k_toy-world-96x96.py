@@ -3,7 +3,7 @@
 _base_ = [
     '../_base_/models/excel_toy-clip.py',
     '../_base_/datasets/toy_world_wsss-96x96.py',
-    '../_base_/default_runtime.py', '../_base_/schedules/excel_toy_1500.py'
+    '../_base_/default_runtime.py', '../_base_/schedules/excel_toy_1k.py'
 ]
 train_dataloader = dict(num_workers=1)
 val_dataloader = dict(num_workers=1)

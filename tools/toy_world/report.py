@@ -42,18 +42,18 @@ sys.path.insert(0, osp.join(REPO, 'tools', 'toy_world'))
 
 CONFIG_DIR = osp.join(REPO, 'configs', 'toy_world')
 SHIPPED_DIR = osp.join(REPO, 'mmseg_excel', 'data', 'toy_world_models')
-SUFFIX = 'toy-clip_1xb8-1500_toy-world-96x96.py'
+SUFFIX = 'toy-clip_1xb8-1k_toy-world-96x96.py'
 
 #: key -> (table label, config file, trainable)
 METHODS: Dict[str, tuple] = {
+    'excel': ('ExCEL (full)', 'excel_' + SUFFIX, True),
     'cam': ('CAM baseline (plain CLIP, raw maps)', 'cam-baseline_' + SUFFIX,
             True),
-    'clip_es': ('CLIP-ES (training-free)',
-                'clip-es_toy-clip_training-free_toy-world-96x96.py', False),
     'no_tse': ('ExCEL w/o TSE', 'excel-no-tse_' + SUFFIX, True),
     'no_svc': ('ExCEL w/o SVC (and LVC)', 'excel-no-svc_' + SUFFIX, True),
     'no_lvc': ('ExCEL w/o LVC', 'excel-no-lvc_' + SUFFIX, True),
-    'excel': ('ExCEL (full)', 'excel_' + SUFFIX, True),
+    'clip_es': ('CLIP-ES (training-free)',
+                'clip-es_toy-clip_training-free_toy-world-96x96.py', False),
 }
 
 
@@ -64,7 +64,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    choices=list(METHODS))
     p.add_argument('--data-root', default='data/toy_world',
                    help='toy world (generated with seed 0 if missing)')
-    p.add_argument('--work-dir', default='work_dirs/toy_world_report')
+    p.add_argument('--work-dir', default='work_dirs/toy_world',
+                   help='<work-dir>/<method>/ per method (the quickstart '
+                   'trains work_dirs/toy_world/excel)')
     p.add_argument('--eval-only', action='store_true',
                    help='never train: use existing or shipped checkpoints')
     p.add_argument('--seed', type=int, default=None,

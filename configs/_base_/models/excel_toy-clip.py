@@ -45,7 +45,8 @@ model = dict(
         type='ExCELPseudoLabeler',
         affinity=dict(num_layers=2, box_threshold=0.79, sinkhorn_iters=3,
                       power=2),
-        par=dict(dilations=(1, 2, 4, 8, 12, 24), num_iter=20, w1=0.3,
+        # PAR dilations scaled to 96-px images (VOC: 1..24 px at 320 px)
+        par=dict(dilations=(1, 2, 4, 8), num_iter=20, w1=0.3,
                  w2=0.01),
         bg_power=1.0),
     decode_head=dict(
@@ -60,8 +61,8 @@ model = dict(
         aff_gamma=3.0,
         loss_decode=dict(type='BalancedCrossEntropyLoss', loss_weight=1.0),
         loss_aff=dict(type='ExCELAffinityLoss', radius=4, loss_weight=0.1)),
-    lvc_start_iter=700,
-    aff_target_switch_iter=1200,
+    lvc_start_iter=470,
+    aff_target_switch_iter=800,
     train_cfg=dict(),
     test_cfg=dict(mode='whole'))
 crf = dict(type='DenseCRF', iter_max=10, pos_xy_std=1, pos_w=3, bi_xy_std=67,

@@ -1,6 +1,6 @@
 # The ExCEL schedule (excel_30k.py) scaled to the Toy World: AdamW 1e-4 with
-# the head at x10, 50 warmup iterations, poly decay; 1500 iterations.
-max_iters = 1500
+# the head at x10, 50 warmup iterations, poly decay; 1000 iterations.
+max_iters = 1000
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(
@@ -19,9 +19,9 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=500,
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=250,
                     max_keep_ckpts=2),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook'))
-custom_hooks = [dict(type='PseudoLabelHook', vis_interval=500)]
+custom_hooks = [dict(type='PseudoLabelHook', vis_interval=250)]
 randomness = dict(seed=0)
