@@ -76,6 +76,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument('--device', default=None)
     p.add_argument('--num-figure', type=int, default=6,
                    help='rows of the figure grid')
+    p.add_argument('--export', action='store_true',
+                   help='write weights-only checkpoints of the trained '
+                   f'models to {osp.relpath(SHIPPED_DIR, REPO)}/<method>.pth')
     p.add_argument('--train-args', nargs=argparse.REMAINDER, default=[],
                    help='extra arguments for tools/train.py (last)')
     return p.parse_args(argv)
@@ -105,6 +108,18 @@ def find_checkpoint(work_dir: str, key: str) -> Optional[str]:
             return path
     shipped = osp.join(SHIPPED_DIR, f'{key}.pth')
     return shipped if osp.isfile(shipped) else None
+
+
+def export_weights(checkpoint: str, key: str) -> str:
+    """Weights-only copy (state_dict + meta) for shipping."""
+    import torch
+    ck = torch.load(checkpoint, map_location='cpu', weights_only=False)
+    os.makedirs(SHIPPED_DIR, exist_ok=True)
+    out = osp.join(SHIPPED_DIR, f'{key}.pth')
+    meta = dict(source=osp.relpath(checkpoint, REPO),
+                iter=ck.get('meta', {}).get('iter'))
+    torch.save(dict(state_dict=ck['state_dict'], meta=meta), out)
+    return out
 
 
 def train(config: str, work_dir: str, data_root: str,
@@ -229,6 +244,8 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
                                        args.train_args)
                 ckpt = find_checkpoint(wd, key)
             row['checkpoint'] = osp.relpath(ckpt, REPO)
+            if args.export and not ckpt.startswith(SHIPPED_DIR):
+                print(f'[report] exported {export_weights(ckpt, key)}')
             pred_dir = osp.join(wd, f'pred_{tag}')
             row['model_mIoU'] = model_miou(config, ckpt,
                                            osp.join(wd, f'eval_{tag}'),
