@@ -64,13 +64,6 @@ def amp_dtype() -> str:
     return 'bfloat16'
 
 
-def has_accelerator() -> bool:
-    """Whether mmengine's AmpOptimWrapper accepts this machine."""
-    from mmseg_excel.engine.optimizers.amp_optim_wrapper import \
-        accelerator_available
-    return accelerator_available()
-
-
 def main() -> None:
     """Build the config and run training."""
     args = parse_args()
@@ -97,8 +90,10 @@ def main() -> None:
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.dtype = amp_dtype()
             cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+        from mmseg_excel.engine.optimizers.amp_optim_wrapper import \
+            accelerator_available
         if (cfg.optim_wrapper.type == 'AmpOptimWrapper'
-                and not has_accelerator()):
+                and not accelerator_available()):
             # mmengine's AmpOptimWrapper asserts a GPU/NPU/MLU; on the CPU
             # the plugin's subclass autocasts to bf16 without loss scaling
             cfg.optim_wrapper.type = 'AnyDeviceAmpOptimWrapper'

@@ -1,27 +1,11 @@
 # The ExCEL schedule (excel_30k.py) scaled to the Toy World: AdamW 1e-4 with
 # the head at x10, 50 warmup iterations, poly decay; 1000 iterations.
+_base_ = ['./excel_30k.py']
 max_iters = 1000
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(
-        type='AdamW', lr=1e-4, betas=(0.9, 0.999), eps=1e-8,
-        weight_decay=0.01),
-    paramwise_cfg=dict(custom_keys={'decode_head': dict(lr_mult=10.0)}))
 param_scheduler = [
     dict(type='PolyWarmupLR', max_iters=max_iters, warmup_iters=50,
          warmup_ratio=1e-6, power=1.0, by_epoch=False)
 ]
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
-                 val_interval=max_iters)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=250,
-                    max_keep_ckpts=2),
-    sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook'))
+train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+default_hooks = dict(checkpoint=dict(interval=250, max_keep_ckpts=2))
 custom_hooks = [dict(type='PseudoLabelHook', vis_interval=250)]
-randomness = dict(seed=0)
