@@ -210,7 +210,8 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
     """Run the report; returns the table rows."""
     args = parse_args(argv)
     os.chdir(REPO)
-    ensure_world(args.data_root)
+    if not (args.eval_only and args.seed is not None):
+        ensure_world(args.data_root)  # a fresh eval-only split needs no more
     test_root = args.data_root
     tag = 'test'
     if args.seed is not None:
