@@ -43,13 +43,42 @@ def _reference_par(imgs, masks, dilations, num_iter, w1=0.3, w2=0.01):
     return masks
 
 
-def test_matches_reference_formulation():
+@pytest.mark.parametrize('propagation', ['auto', 'sparse', 'shift'])
+def test_matches_reference_formulation(propagation):
     torch.manual_seed(0)
     imgs = torch.rand(2, 3, 23, 17)
     masks = torch.rand(2, 4, 23, 17)
-    par = PAR((1, 2, 5), 4)
+    par = PAR((1, 2, 5), 4, propagation=propagation)
     ref = _reference_par(imgs, masks, (1, 2, 5), 4)
     assert torch.allclose(par(imgs, masks), ref, rtol=1e-5, atol=1e-6)
+    # a second batch of another shape must not reuse the cached CSR index
+    imgs2, masks2 = imgs[:1, :, :9, :11], masks[:1, :2, :9, :11]
+    ref2 = _reference_par(imgs2, masks2, (1, 2, 5), 4)
+    assert torch.allclose(par(imgs2, masks2), ref2, rtol=1e-5, atol=1e-6)
+
+
+def test_dilation_larger_than_image():
+    # replicate padding clamps every neighbour into a 3x4 image: repeated
+    # columns in a row of the sparse matrix must add up like the shifts do
+    torch.manual_seed(4)
+    imgs = torch.rand(2, 3, 3, 4)
+    masks = torch.rand(2, 3, 3, 4)
+    ref = _reference_par(imgs, masks, (1, 6), 3)
+    for propagation in ('sparse', 'shift'):
+        out = PAR((1, 6), 3, propagation=propagation)(imgs, masks)
+        assert torch.allclose(out, ref, rtol=1e-5, atol=1e-6)
+
+
+def test_dtype_and_autocast():
+    torch.manual_seed(5)
+    imgs = torch.rand(1, 3, 10, 12)
+    masks = torch.rand(1, 2, 10, 12)
+    par = PAR((1, 2), 3)
+    ref = par(imgs, masks)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = par(imgs, masks.bfloat16())
+    assert out.dtype == torch.bfloat16
+    assert torch.allclose(out.float(), ref, atol=1e-2)
 
 
 def test_weights_sum_and_affine_invariance():
@@ -57,7 +86,9 @@ def test_weights_sum_and_affine_invariance():
     imgs = torch.rand(1, 3, 16, 16)
     par = PixelAdaptiveRefinement((1, 3), num_iter=3, w1=0.3, w2=0.05)
     aff = par.affinity(imgs)
-    assert torch.allclose(aff.sum(1), torch.full((1, 16, 16), 1.05), atol=1e-6)
+    assert aff.shape == (1, 16, 16, 16)  # (B, H, W, 8 per dilation)
+    assert torch.allclose(
+        aff.sum(-1), torch.full((1, 16, 16), 1.05), atol=1e-6)
     masks = torch.rand(1, 2, 16, 16)
     scale = torch.tensor([2.0, 0.5, 3.0]).view(1, 3, 1, 1)
     shift = torch.tensor([-1.0, 4.0, 0.2]).view(1, 3, 1, 1)
@@ -94,5 +125,7 @@ def test_resizes_image_to_mask():
 def test_bad_inputs():
     with pytest.raises(ValueError, match='dilations'):
         PAR((0, 1), 2)
+    with pytest.raises(ValueError, match='propagation'):
+        PAR((1, ), 1, propagation='conv')
     with pytest.raises(ValueError, match='PAR expects'):
         PAR((1, ), 1)(torch.rand(2, 3, 4, 4), torch.rand(1, 2, 4, 4))
