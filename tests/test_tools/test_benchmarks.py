@@ -102,11 +102,16 @@ def test_benchmark_train(weights, capsys):
     # the LVC re-forward runs only after the switch
     assert 'LVC re-forward' not in res['before LVC']
     assert res['after LVC']['LVC re-forward'] > 0
-    assert _row(out, 'CLIP forward alone')[0] > 0
+    # the reference forward is timed next to every step of each phase
+    assert len(_row(out, 'CLIP forward alone')) == 2
+    assert all(v > 0 for v in _row(out, 'CLIP forward alone'))
     for phase, target in (('before LVC', 1.5), ('after LVC', 2.0)):
         m = re.search(rf'step / CLIP forward \({phase}\): {NUM}x '
-                      rf'\(target <= {target}x', out)
+                      rf'\(target <= {target}x.*per iteration: (.*)\)', out)
         assert m and float(m.group(1)) > 0, out
+        ratio = res[phase]['step (total)'] / res[phase]['CLIP forward alone']
+        assert float(m.group(1)) == pytest.approx(ratio, abs=0.006)
+        assert len(m.group(2).split(', ')) == len(res[phase]['ratios']) == 1
     assert re.search(r'peak memory \(after LVC\): \d+ MiB', out)
 
 
