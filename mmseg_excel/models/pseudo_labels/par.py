@@ -182,8 +182,8 @@ class PixelAdaptiveRefinement(nn.Module):
 
         The image is resized to the mask size (bilinear, align_corners=True)
         when the sizes differ. Any per-channel affine normalisation of the
-        image gives the same result. Runs in float32 outside autocast and
-        returns the dtype of ``masks``.
+        image gives the same result. Runs outside autocast in at least float32
+        (float64 stays float64) and returns the dtype of ``masks``.
         """
         if images.dim() != 4 or masks.dim(
         ) != 4 or images.shape[0] != masks.shape[0]:
@@ -193,9 +193,10 @@ class PixelAdaptiveRefinement(nn.Module):
         h, w = masks.shape[-2:]
         sparse = self.propagation == 'sparse' or (
             self.propagation == 'auto' and masks.device.type == 'cpu')
+        dtype = torch.promote_types(masks.dtype, torch.float32)
         with torch.autocast(masks.device.type, enabled=False):
-            x = masks.float()
-            images = images.float()
+            x = masks.to(dtype)
+            images = images.to(dtype)
             if images.shape[-2:] != (h, w):
                 images = F.interpolate(
                     images, size=(h, w), mode='bilinear', align_corners=True)

@@ -22,7 +22,8 @@ def _reference_par(imgs, masks, dilations, num_iter, w1=0.3, w2=0.01):
             xp = F.pad(
                 x, [d] * 4, mode='replicate').reshape(b * c, 1, h + 2 * d,
                                                       w + 2 * d)
-            outs.append(F.conv2d(xp, ker, dilation=d).view(b, c, 8, h, w))
+            outs.append(
+                F.conv2d(xp, ker.to(x.dtype), dilation=d).view(b, c, 8, h, w))
         return torch.cat(outs, 2)
 
     pos = torch.cat([
@@ -79,6 +80,14 @@ def test_dtype_and_autocast():
         out = par(imgs, masks.bfloat16())
     assert out.dtype == torch.bfloat16
     assert torch.allclose(out.float(), ref, atol=1e-2)
+    # float64 is computed in float64: 1e-8 of the float64 reference (both
+    # share the float32 positional term), float32 compute would be ~6e-7 off
+    ref64 = _reference_par(imgs.double(), masks.double(), (1, 2), 3)
+    for propagation in ('sparse', 'shift'):
+        par.propagation = propagation
+        out64 = par(imgs.double(), masks.double())
+        assert out64.dtype == torch.float64
+        assert torch.allclose(out64, ref64, rtol=0, atol=1e-8)
 
 
 def test_weights_sum_and_affine_invariance():
