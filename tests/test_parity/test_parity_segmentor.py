@@ -4,6 +4,9 @@
 Unlike the stage tests next to this file (encoder, text, refine, head), the
 model here is built through mmseg's ``MODELS`` registry and run end to end:
 
+* the model config is the shipped VOC one
+  (``configs/excel/excel_clip-vit-b16_1xb4-30k_voc12aug-320x320.py``) with
+  the sizes below, so its hyper-parameters are what is checked;
 * backbone and text head read the fixture CLIP (``mini_clip_openai.pt``), the
   text head the fixture attribute bank (``attr_bank.pt``, TSE);
 * the official decoder weights (``decoder_state_dict.pt``) go through
@@ -30,6 +33,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
@@ -42,18 +46,10 @@ from excel2mmseg import convert_excel_state_dict  # noqa: E402
 
 pytestmark = pytest.mark.parity
 
-# official hyper-parameters of the fixture run (fixtures README, EXCEL.md)
-IMAGENET_MEAN = [123.675, 116.28, 103.53]
-IMAGENET_STD = [58.395, 57.12, 57.375]
-TSE_KEEP_RATIO = 0.9  # TSE topK
-CAA_THRESHOLD = 0.79
-PAR_DILATIONS = (1, 2, 4, 8, 12, 24)
-PAR_ITERS = 20
-AFF_RADIUS = 8
-W_AFF = 0.1
-DECODER_HEADS = 8
-LVC_START = 14000  # VOC
-AFF_TARGET_SWITCH = 24000  # VOC
+# the model is the shipped VOC config (official hyper-parameters, EXCEL.md)
+VOC_CONFIG = (Path(__file__).resolve().parents[2] / 'configs' / 'excel' /
+              'excel_clip-vit-b16_1xb4-30k_voc12aug-320x320.py')
+LVC_START = 14000  # official VOC switch
 STEPS = ('step_before_lvc.pt', 'step_after_lvc.pt')
 TOL = 1e-4
 PIXEL_AGREEMENT = 0.999
@@ -70,8 +66,9 @@ def _rel(a, b):
 
 
 def _model_cfg(parity_dir, text, enc, dec_sd, step):
-    """ExCEL config (as configs/_base_/models/excel_clip-vit-b16.py) with
-    every size taken from the fixtures."""
+    """The shipped VOC ExCEL model config (official hyper-parameters) with
+    the CLIP, the attribute bank and every size taken from the fixtures."""
+    model = Config.fromfile(VOC_CONFIG).model
     clip = dict(
         model_name=None,
         pretrained=str(parity_dir / 'mini_clip_openai.pt'),
@@ -82,65 +79,24 @@ def _model_cfg(parity_dir, text, enc, dec_sd, step):
         k.split('.')[1]
         for k in dec_sd if k.startswith('decoder_layers.')
     })
-    num_classes = int(step['forward']['seg'].shape[1])
-    channels = int(step['forward']['attn_fts'].shape[1])
-    return dict(
-        type='ExCEL',
-        data_preprocessor=dict(
-            type='SegDataPreProcessor',
-            mean=IMAGENET_MEAN,
-            std=IMAGENET_STD,
-            bgr_to_rgb=True,
-            pad_val=0,
-            seg_pad_val=255,
-            size_divisor=16),
-        backbone=dict(
-            type='CLIPViTBackbone',
-            **clip,
-            svc=dict(type='SVC', num_blocks=5),
-            clean_layer_feats=False),
-        text_head=dict(
-            type='ExCELTextHead',
-            clip=clip,
-            class_names=list(text['prompts'][:num_fg]),
-            bg_names=list(text['prompts'][num_fg:]),
-            templates=[text['template']],
-            tse=dict(
-                bank_file=str(parity_dir / 'attr_bank.pt'),
-                keep_ratio=TSE_KEEP_RATIO)),
-        cam_head=dict(
-            type='SurgeryPatchTextMap', num_fg=num_fg, temperature=2.0),
-        pseudo_labeler=dict(
-            type='ExCELPseudoLabeler',
-            affinity=dict(
-                num_layers=6,
-                box_threshold=CAA_THRESHOLD,
-                sinkhorn_iters=3,
-                power=2),
-            par=dict(
-                dilations=PAR_DILATIONS, num_iter=PAR_ITERS, w1=0.3,
-                w2=0.01),
-            bg_power=1.0),
-        decode_head=dict(
-            type='ExCELHead',
-            in_channels=int(width),
-            channels=channels,
-            num_classes=num_classes,
-            num_layers=int(num_layers),
-            num_decoder_layers=num_blocks,
-            num_heads=DECODER_HEADS,
-            dropout_ratio=0.1,
-            aff_gamma=3.0,
-            loss_decode=dict(
-                type='BalancedCrossEntropyLoss', loss_weight=1.0),
-            loss_aff=dict(
-                type='ExCELAffinityLoss',
-                radius=AFF_RADIUS,
-                loss_weight=W_AFF)),
-        lvc_start_iter=LVC_START,
-        aff_target_switch_iter=AFF_TARGET_SWITCH,
-        train_cfg=dict(),
-        test_cfg=dict(mode='whole'))
+    model.backbone.update(clip)
+    model.text_head.update(
+        clip=clip,
+        class_names=list(text['prompts'][:num_fg]),
+        bg_names=list(text['prompts'][num_fg:]),
+        templates=[text['template']])
+    # the fixture bank replaces the one clustered from the descriptions
+    model.text_head.tse = dict(
+        bank_file=str(parity_dir / 'attr_bank.pt'),
+        keep_ratio=model.text_head.tse.keep_ratio)
+    model.cam_head.num_fg = num_fg
+    model.decode_head.update(
+        in_channels=int(width),
+        channels=int(step['forward']['attn_fts'].shape[1]),
+        num_classes=int(step['forward']['seg'].shape[1]),
+        num_layers=int(num_layers),
+        num_decoder_layers=num_blocks)
+    return model
 
 
 @pytest.fixture(scope='module')
