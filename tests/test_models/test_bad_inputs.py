@@ -25,9 +25,12 @@ from typing import Dict, List, Optional
 
 import pytest
 import torch
+from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.structures import PixelData
 
+BASE_MODEL_CONFIG = (Path(__file__).resolve().parents[2] / 'configs' /
+                     '_base_' / 'models' / 'excel_clip-vit-b16.py')
 CLASSES = ['apple', 'star', 'ring']
 ATTRS = ['it is red.', 'it is round.', 'it has a stem.', 'it is small.']
 
@@ -46,47 +49,29 @@ def _clip(tiny: Dict, pretrained: Optional[str] = None) -> dict:
 
 
 def _excel_cfg(tiny: Dict, **over) -> dict:
-    """An ExCEL model config sized for the tiny CLIP (3 blocks, width 64)."""
-    cfg = dict(
-        type='ExCEL',
-        data_preprocessor=dict(
-            type='SegDataPreProcessor',
-            mean=[123.675, 116.28, 103.53],
-            std=[58.395, 57.12, 57.375],
-            bgr_to_rgb=True,
-            pad_val=0,
-            seg_pad_val=255,
-            size_divisor=16),
-        backbone=dict(
-            type='CLIPViTBackbone',
-            **_clip(tiny),
-            svc=dict(type='SVC', num_blocks=2)),
+    """The shipped ExCEL model config sized for the tiny CLIP (3 blocks,
+    width 64), then ``over`` merged into its components."""
+    cfg = Config.fromfile(BASE_MODEL_CONFIG)
+    sizes = dict(
+        backbone=dict(**_clip(tiny), svc=dict(num_blocks=2)),
         text_head=dict(
-            type='ExCELTextHead',
-            clip=_clip(tiny),
-            class_names=CLASSES,
-            bg_names=['sky'],
-            templates=['a clean origami {}.'],
+            clip=_clip(tiny), class_names=CLASSES, bg_names=['sky'],
             tse=None),
-        cam_head=dict(type='SurgeryPatchTextMap', num_fg=3),
+        cam_head=dict(num_fg=3),
         pseudo_labeler=dict(
-            type='ExCELPseudoLabeler',
             affinity=dict(num_layers=2, box_threshold=0.6),
             par=dict(dilations=(1, 2), num_iter=3)),
         decode_head=dict(
-            type='ExCELHead',
             in_channels=64,
             channels=16,
             num_classes=4,
             num_layers=3,
             num_decoder_layers=1,
             num_heads=2,
-            loss_aff=dict(type='ExCELAffinityLoss', radius=2,
-                          loss_weight=0.1)),
-        test_cfg=dict(mode='whole'))
-    for key, value in over.items():
-        cfg[key] = dict(cfg[key], **value)
-    return cfg
+            loss_aff=dict(radius=2)))
+    for options in (sizes, over):
+        cfg.merge_from_dict({f'model.{k}': v for k, v in options.items()})
+    return cfg.model.to_dict()
 
 
 def _build(cfg: dict):
