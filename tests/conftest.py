@@ -18,9 +18,74 @@ def parity_root() -> Path:
                        str(REPO_ROOT.parent / 'shared' / 'parity')))
 
 
+def parity_available() -> bool:
+    """Whether the parity fixtures are present."""
+    return (parity_root() / 'inputs.pt').is_file()
+
+
+def parity_required() -> bool:
+    """``EXCEL_REQUIRE_PARITY=1`` (set by ``.ci/run``): missing fixtures or
+    a parity test that does not run fail the session."""
+    return os.environ.get('EXCEL_REQUIRE_PARITY', '0') not in ('', '0')
+
+
+_PARITY_STATE = dict(deselected=0, not_passed=[])
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Without fixtures, deselect the parity tests (and say so loudly); with
+    ``EXCEL_REQUIRE_PARITY=1`` missing fixtures are an error instead."""
+    parity = [it for it in items if it.get_closest_marker('parity')]
+    if not parity or parity_available():
+        return
+    if parity_required():
+        raise pytest.UsageError(
+            f'EXCEL_REQUIRE_PARITY=1 but the parity fixtures are missing in '
+            f'{parity_root()} (set EXCEL_PARITY_DIR)')
+    items[:] = [it for it in items if not it.get_closest_marker('parity')]
+    config.hook.pytest_deselected(items=parity)
+    _PARITY_STATE['deselected'] = len(parity)
+    tr = config.pluginmanager.get_plugin('terminalreporter')
+    if tr is not None:
+        tr.write_line(_parity_line(), yellow=True, bold=True)
+
+
+def _parity_line() -> str:
+    return (f'!!! PARITY TESTS DESELECTED: {_PARITY_STATE["deselected"]} '
+            f'tests need the official golden outputs, not found in '
+            f'{parity_root()} (set EXCEL_PARITY_DIR) !!!')
+
+
+def pytest_runtest_logreport(report):
+    """Record parity tests that were skipped or failed (CI requires all)."""
+    if 'parity' in report.keywords and (report.skipped or (
+            report.when == 'call' and not report.passed)):
+        _PARITY_STATE['not_passed'].append(report.nodeid)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Repeat the deselection line at the end, where it is read."""
+    if _PARITY_STATE['deselected']:
+        terminalreporter.write_line(_parity_line(), yellow=True, bold=True)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Under ``EXCEL_REQUIRE_PARITY=1`` every parity test must run and
+    pass, and at least one must have been collected."""
+    if not parity_required():
+        return
+    ran = any(it.get_closest_marker('parity') for it in session.items)
+    skipped = [n for n in _PARITY_STATE['not_passed']]
+    if (not ran or skipped) and session.exitstatus == 0:
+        print(f'\nEXCEL_REQUIRE_PARITY=1: parity tests not run or not '
+              f'passed: {skipped or "none collected"}')
+        session.exitstatus = 1
+
+
 @pytest.fixture(scope='session')
 def parity_dir() -> Path:
-    """ExCEL fixture folder; a missing folder is an error, not a skip."""
+    """ExCEL fixture folder; a missing folder is an error, not a skip
+    (parity tests are deselected as a whole when it is absent)."""
     root = parity_root()
     if not (root / 'inputs.pt').is_file():
         raise FileNotFoundError(
@@ -72,3 +137,28 @@ def tiny_clip_files(tmp_path_factory, tiny_clip_name) -> dict:
     oa_path = osp.join(root, 'tiny_openai.pt')
     torch.save({k: v.half() for k, v in model.state_dict().items()}, oa_path)
     return dict(name=tiny_clip_name, open_clip=oc_path, openai=oa_path)
+
+
+DEEP_TINY_CLIP_NAME = 'mmseg-excel-tiny-vit-12'
+
+
+@pytest.fixture(scope='session')
+def deep_tiny_clip_files(tmp_path_factory) -> dict:
+    """A random 12-block tiny CLIP (width 64) in the open_clip layout, so
+    that the layer counts of the ViT-B/16 configs hold without any fixture:
+    ``name``, ``open_clip`` (state-dict file) and ``width``."""
+    import torch
+    import open_clip
+    from open_clip.factory import _MODEL_CONFIGS
+    with open(REPO_ROOT / 'tests' / 'data' / 'tiny_clip.json') as f:
+        cfg = json.load(f)
+    cfg['vision_cfg']['layers'] = 12
+    _MODEL_CONFIGS[DEEP_TINY_CLIP_NAME] = cfg
+    torch.manual_seed(0)
+    model = open_clip.create_model(DEEP_TINY_CLIP_NAME, pretrained=None)
+    path = osp.join(tmp_path_factory.mktemp('deep_tiny_clip'), 'clip.pt')
+    torch.save(model.state_dict(), path)
+    return dict(
+        name=DEEP_TINY_CLIP_NAME,
+        open_clip=path,
+        width=cfg['vision_cfg']['width'])

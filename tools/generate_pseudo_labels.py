@@ -6,10 +6,15 @@ and writes one PNG per image (VOC palette, class ids, 255 = ignored). It
 
 * resumes: images whose PNG exists are not recomputed (their PNG is read back
   for the metrics), and every PNG is written atomically (temp file + rename);
+  a ``manifest.json`` in the output folder records the settings (config,
+  model, split, checkpoint hash, CRF) and a rerun with other settings is
+  refused unless ``--overwrite`` (no mix of stale and new masks);
+* loads a checkpoint strictly: only the frozen CLIP keys (never saved, filled
+  from the CLIP weights) may be missing;
 * shows progress (mmengine's progress bar);
 * optionally applies dense CRF (``--crf``; the ``crf`` entry of the config);
-* prints mIoU with mmseg's ``IoUMetric`` (per-class table) when the split has
-  ground truth;
+* prints mIoU with ``WSSSIoUMetric`` (per-class IoU / precision / recall /
+  confusion ratio table) when the split has ground truth;
 * saves a few side-by-side pictures (image | CAM per class | pseudo mask |
   ground truth) under ``<out-dir>/vis``.
 
@@ -20,6 +25,8 @@ Example::
         --out-dir data/VOCdevkit/VOC2012/pseudo_labels/excel --split train
 """
 import argparse
+import hashlib
+import json
 import os
 import os.path as osp
 import sys
@@ -31,7 +38,8 @@ import torch
 import torch.nn.functional as F
 from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
-from mmengine.runner import Runner, load_checkpoint
+from mmengine.runner import Runner
+from mmengine.runner.checkpoint import _load_checkpoint
 from mmengine.utils import ProgressBar
 from PIL import Image
 
@@ -51,7 +59,20 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '(pseudo_label_dataloader, default), "train", "val" or "test"')
     parser.add_argument('--batch-size', type=int, help='override batch size')
     parser.add_argument('--device', default=None, help='cpu, cuda, cuda:1…')
-    parser.add_argument('--crf', action='store_true', help='dense CRF')
+    parser.add_argument(
+        '--ann-file',
+        help='override the split\'s ann_file (e.g. '
+        'ImageSets/Segmentation/train_aug.txt for the masks a baseline '
+        'trains on)')
+    parser.add_argument(
+        '--crf',
+        action='store_true',
+        help='dense CRF on the maps before PAR (ExCEL; the config\'s `crf`)')
+    parser.add_argument(
+        '--overwrite',
+        action='store_true',
+        help='recompute every mask even if the folder holds masks of other '
+        'settings')
     parser.add_argument(
         '--num-vis', type=int, default=4, help='pictures to save')
     parser.add_argument(
@@ -93,7 +114,10 @@ def write_png_atomic(path: str, label: np.ndarray, palette: List[int]):
             os.remove(tmp)
 
 
-def dataloader_cfg(cfg: Config, split: str, batch_size: Optional[int]):
+def dataloader_cfg(cfg: Config,
+                   split: str,
+                   batch_size: Optional[int],
+                   ann_file: Optional[str] = None):
     """The dataloader config for ``split`` (no shuffling, finite)."""
     key = f'{split}_dataloader'
     if key not in cfg:
@@ -104,22 +128,126 @@ def dataloader_cfg(cfg: Config, split: str, batch_size: Optional[int]):
     dl['persistent_workers'] = False
     if batch_size is not None:
         dl['batch_size'] = batch_size
+    if ann_file is not None:
+        dl['dataset'] = dict(dl['dataset'], ann_file=ann_file)
     return dl
 
 
-def label_to_original(label: torch.Tensor, meta: dict) -> np.ndarray:
-    """Undo padding and resizing of the network input (nearest)."""
+def label_to_original(label: torch.Tensor, meta: dict,
+                      is_original: bool = False) -> np.ndarray:
+    """A pseudo label of one image as (H, W) at its original size.
+
+    ``is_original``: the model already returns labels at the original size
+    (``labels_are_original``; padded batches are cropped top-left). Else the
+    network-size label is cropped to ``img_shape`` and nearest-resized.
+    """
+    if meta.get('flip', False):
+        raise ValueError('generate_pseudo_labels needs an un-flipped '
+                         'pipeline (no RandomFlip in the dataloader)')
+    ori_h, ori_w = meta['ori_shape'][:2]
+    if is_original:
+        if label.shape[0] < ori_h or label.shape[1] < ori_w:
+            raise ValueError(f'{meta.get("img_path")}: label '
+                             f'{tuple(label.shape)} is smaller than the '
+                             f'image {(ori_h, ori_w)}')
+        return label[:ori_h, :ori_w].cpu().numpy()
     img_h, img_w = meta['img_shape'][:2]
     label = label[:img_h, :img_w]
-    ori_h, ori_w = meta['ori_shape'][:2]
     if (img_h, img_w) != (ori_h, ori_w):
         label = F.interpolate(
             label[None, None].float(), size=(ori_h, ori_w),
             mode='nearest')[0, 0].long()
-    if meta.get('flip', False):
-        raise ValueError('generate_pseudo_labels needs an un-flipped '
-                         'pipeline (no RandomFlip in the dataloader)')
     return label.cpu().numpy()
+
+
+def file_sha256(path: str) -> str:
+    """Hex sha256 of a file (the checkpoint identity in the manifest)."""
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def export_settings(cfg: Config, args: argparse.Namespace,
+                    loader_cfg: dict) -> dict:
+    """Everything that determines the masks, for ``manifest.json``."""
+    ckpt = None
+    if args.checkpoint:
+        ckpt = dict(
+            path=osp.abspath(args.checkpoint),
+            sha256=file_sha256(args.checkpoint))
+    to_plain = lambda x: json.loads(  # noqa: E731
+        json.dumps(x, default=str, sort_keys=True))
+    return dict(
+        config=osp.abspath(args.config),
+        model=to_plain(cfg.model.to_dict()),
+        split=args.split,
+        dataset=to_plain(
+            Config(dict(d=loader_cfg['dataset'])).to_dict()['d']),
+        checkpoint=ckpt,
+        crf=to_plain(cfg.crf.to_dict()) if args.crf else None,
+        max_images=args.max_images)
+
+
+def check_manifest(out_dir: str, settings: dict, overwrite: bool) -> bool:
+    """Write ``manifest.json``; refuse a folder made with other settings.
+
+    Returns True when existing masks may be reused (same settings).
+    """
+    path = osp.join(out_dir, 'manifest.json')
+    if osp.exists(path):
+        with open(path) as f:
+            old = json.load(f)
+        if old == settings:
+            return True
+        if not overwrite:
+            diff = sorted(k for k in set(old) | set(settings)
+                          if old.get(k) != settings.get(k))
+            raise RuntimeError(
+                f'{out_dir} holds pseudo labels made with other settings '
+                f'(differing: {", ".join(diff)}; see {path}); use another '
+                '--out-dir or pass --overwrite to recompute every mask')
+    elif not overwrite and any(
+            n.endswith('.png') for n in os.listdir(out_dir)):
+        raise RuntimeError(
+            f'{out_dir} holds PNGs but no manifest.json, so their settings '
+            'are unknown; use another --out-dir or pass --overwrite')
+    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix='.tmp_', suffix='.json')
+    with os.fdopen(fd, 'w') as f:
+        json.dump(settings, f, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+    return not overwrite
+
+
+def load_trained_weights(model: torch.nn.Module, path: str) -> None:
+    """Load a trained checkpoint strictly.
+
+    Our checkpoints leave out the frozen CLIP (it is rebuilt from its own
+    weights), so exactly the keys the model itself does not save may be
+    missing; any other missing or unexpected key is an error (an
+    unconverted official checkpoint would otherwise drive LVC with a random
+    decoder).
+    """
+    ckpt = _load_checkpoint(path, map_location='cpu')
+    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
+    if not isinstance(state, dict):
+        raise ValueError(f'{path} holds no state dict')
+    state = {
+        (k[7:] if k.startswith('module.') else k): v
+        for k, v in state.items()
+    }
+    saved = set(model.state_dict().keys())
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if k in saved]
+    if missing or unexpected:
+        raise KeyError(
+            f'{path} does not match {type(model).__name__}: missing '
+            f'{missing[:8]}{" …" if len(missing) > 8 else ""} '
+            f'({len(missing)}), unexpected {unexpected[:8]}'
+            f'{" …" if len(unexpected) > 8 else ""} ({len(unexpected)}). '
+            'Convert official checkpoints with '
+            'tools/model_converters/excel2mmseg.py')
 
 
 def save_vis(path: str, image: np.ndarray, cams: Optional[np.ndarray],
@@ -142,6 +270,36 @@ def save_vis(path: str, image: np.ndarray, cams: Optional[np.ndarray],
     Image.fromarray(np.concatenate(panels, axis=1)).save(path)
 
 
+def pseudo_label_mode(cfg: Config, checkpoint: Optional[str]) -> None:
+    """Training-free vs trained pseudo labels (``test_cfg.use_decoder``).
+
+    Unset: trained when ``--checkpoint`` is given, training-free otherwise.
+    A contradiction (trained without weights, or weights for a config that
+    pins the training-free mode) is an error, never a silent random decoder.
+    """
+    test_cfg = cfg.model.get('test_cfg') or {}
+    if cfg.model.get('type') != 'ExCEL':
+        return
+    use = test_cfg.get('use_decoder', None)
+    if use is None:
+        use = checkpoint is not None
+    elif use and checkpoint is None:
+        raise ValueError('model.test_cfg.use_decoder=True needs --checkpoint '
+                         '(the trained decoder drives LVC)')
+    elif not use and checkpoint is not None:
+        raise ValueError(
+            'this config pins training-free pseudo labels '
+            '(model.test_cfg.use_decoder=False) but --checkpoint was given; '
+            'use the training config for trained pseudo labels')
+    cfg.model.test_cfg = dict(test_cfg, use_decoder=bool(use))
+
+
+def _item(out: dict, key: str, j: int):
+    """Entry ``j`` of a per-image output (list or batched tensor)."""
+    value = out.get(key)
+    return None if value is None else value[j]
+
+
 def main(argv: Optional[List[str]] = None) -> dict:
     """Generate, save and (when GT exists) evaluate pseudo labels."""
     args = parse_args(argv)
@@ -150,34 +308,43 @@ def main(argv: Optional[List[str]] = None) -> dict:
         cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     import mmseg_excel  # noqa: F401
-    from mmseg.evaluation import IoUMetric
     from mmseg.registry import MODELS
+    from mmseg_excel.evaluation import WSSSIoUMetric
+    from mmseg_excel.evaluation.metrics.wsss_metric import table_rows
 
-    device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    model = MODELS.build(cfg.model).to(device).eval()
-    if args.checkpoint:
-        load_checkpoint(model, args.checkpoint, map_location='cpu',
-                        strict=False)
-    if not hasattr(model, 'generate_pseudo_labels'):
-        raise TypeError(f'{type(model).__name__} cannot generate pseudo '
-                        'labels (no generate_pseudo_labels method)')
+    pseudo_label_mode(cfg, args.checkpoint)
     crf = None
     if args.crf:
         if 'crf' not in cfg:
-            raise KeyError(f'--crf given but {args.config} has no `crf`')
+            raise KeyError(
+                f'--crf given but {args.config} has no `crf` entry; CLIP-ES '
+                'configs run their dense CRF inside the model (model.crf): '
+                'leave --crf out for them')
         crf = MODELS.build(cfg.crf)
-
-    loader = Runner.build_dataloader(
-        dataloader_cfg(cfg, args.split, args.batch_size))
-    dataset = loader.dataset
-    classes = dataset.metainfo['classes']
-    palette = voc_palette()
+    loader_cfg = dataloader_cfg(cfg, args.split, args.batch_size,
+                                args.ann_file)
     os.makedirs(args.out_dir, exist_ok=True)
+    reuse = check_manifest(args.out_dir,
+                           export_settings(cfg, args, loader_cfg),
+                           args.overwrite)
+
+    device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    model = MODELS.build(cfg.model)
+    if args.checkpoint:
+        load_trained_weights(model, args.checkpoint)
+    model = model.to(device).eval()
+    if not hasattr(model, 'generate_pseudo_labels'):
+        raise TypeError(f'{type(model).__name__} cannot generate pseudo '
+                        'labels (no generate_pseudo_labels method)')
+
+    loader = Runner.build_dataloader(loader_cfg)
+    dataset = loader.dataset
+    palette = voc_palette()
     vis_dir = osp.join(args.out_dir, 'vis')
     if args.num_vis:
         os.makedirs(vis_dir, exist_ok=True)
 
-    metric = IoUMetric(iou_metrics=['mIoU'])
+    metric = WSSSIoUMetric(prefix='pseudo')
     metric.dataset_meta = dataset.metainfo
     has_gt = False
     n_total = len(dataset) if args.max_images is None else min(
@@ -193,9 +360,10 @@ def main(argv: Optional[List[str]] = None) -> dict:
             for s in samples
         ]
         paths = [osp.join(args.out_dir, n) for n in names]
-        todo = [i for i, p in enumerate(paths) if not osp.exists(p)]
-        labels = {}
-        cams = None
+        todo = [
+            i for i, p in enumerate(paths) if not (reuse and osp.exists(p))
+        ]
+        labels, cams = {}, {}
         if todo:
             sub = dict(
                 inputs=[batch['inputs'][i] for i in todo],
@@ -204,15 +372,17 @@ def main(argv: Optional[List[str]] = None) -> dict:
             with torch.no_grad():
                 out = model.generate_pseudo_labels(data['inputs'],
                                                    data['data_samples'])
-            cams = out.get('cams_highres')
+            original = bool(out.get('labels_are_original', False))
             for j, i in enumerate(todo):
                 meta = data['data_samples'][j].metainfo
                 if crf is not None:
                     lab = crf_label(crf, out, j, meta, samples[i])
                 else:
-                    lab = label_to_original(out['pseudo_labels'][j], meta)
+                    lab = label_to_original(
+                        _item(out, 'pseudo_labels', j), meta, original)
                 write_png_atomic(paths[i], lab, palette)
                 labels[i] = lab
+                cams[i] = _item(out, 'cams_highres', j)
                 computed += 1
         for i, s in enumerate(samples):
             if done >= n_total:
@@ -222,21 +392,14 @@ def main(argv: Optional[List[str]] = None) -> dict:
                 lab = np.asarray(Image.open(paths[i]))
             if 'gt_sem_seg' in s:
                 has_gt = True
-                gt = s.gt_sem_seg.data[0]
-                pred = torch.from_numpy(lab.astype(np.int64))
-                if pred.shape != gt.shape:
-                    raise ValueError(
-                        f'{s.img_path}: pseudo label {tuple(pred.shape)} vs '
-                        f'ground truth {tuple(gt.shape)}')
-                metric.results.append(
-                    IoUMetric.intersect_and_union(pred, gt, len(classes),
-                                                  metric.ignore_index))
+                metric.add(
+                    torch.from_numpy(lab.astype(np.int64)),
+                    s.gt_sem_seg.data[0].long())
             if vis_saved < args.num_vis and i in labels:
                 img = np.asarray(Image.open(s.img_path).convert('RGB'))
-                j = todo.index(i)
-                c = None
-                if cams is not None:
-                    c = cams[j].float().cpu().numpy().clip(0, 1)
+                c = cams.get(i)
+                if c is not None:
+                    c = c.float().cpu().numpy().clip(0, 1)
                 gt_np = (s.gt_sem_seg.data[0].numpy().astype(np.uint8)
                          if 'gt_sem_seg' in s else None)
                 save_vis(
@@ -250,24 +413,32 @@ def main(argv: Optional[List[str]] = None) -> dict:
     metrics = {}
     if has_gt:
         metrics = metric.compute_metrics(metric.results)
-        print(f'pseudo-label mIoU: {metrics["mIoU"]:.2f}')
+        print('\n'.join(table_rows(metric.last_table)))
+        print(f'pseudo-label mIoU: {metrics["mIoU"]:.2f} (precision '
+              f'{metrics["mPrecision"]:.2f}, recall {metrics["mRecall"]:.2f}'
+              f', confusion FP/TP {metrics["mConfusion"]:.4f})')
+        metrics['per_class'] = {
+            k: list(map(str if k == 'Class' else float, v))
+            for k, v in metric.last_table.items()
+        }
     return metrics
 
 
 def crf_label(crf, out: dict, j: int, meta: dict, sample) -> np.ndarray:
-    """Dense CRF on [background; CAMs] at the original resolution."""
-    valid = torch.cat([out['valid'].new_ones(1), out['valid'][j]])
-    scores = out['cams_with_bkg'][j][valid]  # [bg; CAMs] (1 + K_i, H, W)
-    keys = torch.cat([out['class_idx'].new_zeros(1),
-                      out['class_idx'][j] + 1])[valid]
-    img_h, img_w = meta['img_shape'][:2]
-    scores = scores[:, :img_h, :img_w]
-    ori_h, ori_w = meta['ori_shape'][:2]
-    scores = F.interpolate(
-        scores[None].float(), size=(ori_h, ori_w), mode='bilinear',
-        align_corners=False)[0]
-    image = np.asarray(Image.open(sample.img_path).convert('RGB'))
-    prob = crf([image], [scores.cpu()])[0]
+    """Dense CRF on [background; maps] BEFORE PAR, at the original size,
+    with the original uint8 RGB image (the official CRF variant; PAR's
+    output is not used)."""
+    if 'keys' not in out:
+        raise TypeError('--crf needs a model that returns the maps before '
+                        'PAR with their label keys (ExCEL)')
+    scores = out['cams_with_bkg'][j]
+    keys = out['keys'][j]
+    ori = tuple(meta['ori_shape'][:2])
+    if tuple(scores.shape[-2:]) != ori:
+        raise ValueError(f'{sample.img_path}: maps {tuple(scores.shape)} are '
+                         f'not at the original size {ori}')
+    image = np.array(Image.open(sample.img_path).convert('RGB'))
+    prob = crf([image], [scores.float().cpu()])[0]
     return keys.cpu()[prob.argmax(0)].numpy()
 
 

@@ -1,4 +1,4 @@
-# ExCEL on COCO 2014 (EXCEL.md §8.2, COCO column): 81 classes, 224 attribute
+# ExCEL on COCO 2014 (paper settings): 81 classes, 224 attribute
 # clusters, box threshold 0.88, LVC from 30k, affinity target never switched.
 _base_ = [
     '../_base_/models/excel_clip-vit-b16.py',
@@ -6,6 +6,10 @@ _base_ = [
     '../_base_/default_runtime.py', '../_base_/schedules/excel_100k.py'
 ]
 model = dict(
+    test_cfg=dict(
+        mode='whole',
+        lvc_norm_eps=1e-5,
+        val_pseudo_labels=dict(box_threshold=0.75)),
     text_head=dict(
         class_names='coco_excel',
         bg_names='coco',
@@ -17,19 +21,23 @@ model = dict(
     decode_head=dict(num_classes=81),
     lvc_start_iter=30000,
     aff_target_switch_iter=None)
-tta_scales = [224, 320, 384, 480]
-tta_pipeline = [
-    dict(type='LoadImageFromFile', imdecode_backend='pillow'),
-    dict(
-        type='TestTimeAug',
-        transforms=[[
-            dict(type='Resize', scale=(s, s), keep_ratio=False)
-            for s in tta_scales
-        ], [
-            dict(type='RandomFlip', prob=0., direction='horizontal'),
-            dict(type='RandomFlip', prob=1., direction='horizontal')
-        ], [dict(type='LoadImageLevelLabels', keep_mask=True)],
-                    [dict(type='PackWSSSInputs')]])
+# validation as the official training logs report it: seg mIoU of the
+# decoder (single scale) and "pseudo mIoU" of the validation images' pseudo
+# labels (static maps, CAA with the decoder affinity, tau 0.75, original
+# size; batch 1 as the official loop, since the affinity is centred by the
+# batch mean)
+val_evaluator = [
+    dict(type='IoUMetric', iou_metrics=['mIoU']),
+    dict(type='WSSSIoUMetric', pred_key='pred_pseudo_sem_seg',
+         prefix='pseudo', iou_metrics=['mIoU'])
 ]
-# logit mean over views, softmax, dense CRF
-tta_model = dict(type='ExCELTTAModel', crf={{_base_.crf}},)
+test_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
+# official COCO ms + flip + CRF inference (docs/evaluation.md): as VOC, but
+# the flip is kept at every scale (1.0 included) and the logits are averaged
+# at int(0.2 H) x int(0.2 W), then upsampled to H x W before softmax / CRF.
+tta_model = dict(
+    type='ExCELTTAModel',
+    scales=[1.0, 0.7, 1.2, 1.5],
+    base_size=320,
+    storage_factor=0.2,
+    crf={{_base_.crf}})

@@ -90,7 +90,7 @@ def test_amp_bf16_train_step_cpu(tiny_clip_files):
         dict(type='AnyDeviceAmpOptimWrapper', dtype='bfloat16',
              optimizer=dict(type='AdamW', lr=1e-3)))
     assert wrapper.cast_dtype == torch.bfloat16
-    seen = []
+    seen, dec_seen, pl_seen = [], [], []
 
     def in_block(module, args, out):  # runs inside the backbone's forward
         seen.append((torch.is_grad_enabled(),
@@ -101,6 +101,13 @@ def test_amp_bf16_train_step_cpu(tiny_clip_files):
     feats = []
     model.backbone.register_forward_hook(
         lambda m, a, out: feats.append(out.image_features))
+    model.decode_head.register_forward_hook(
+        lambda m, a, out: dec_seen.append(out['seg'].dtype))
+    model.pseudo_labeler.register_forward_hook(
+        lambda m, a, kw, out: pl_seen.append(
+            (torch.is_autocast_enabled('cpu'), kw['cams'].dtype,
+             out['refined_cams'].dtype)),
+        with_kwargs=True)
     dec_before = [p.detach().clone() for p in model.decode_head.parameters()]
     data = _batch(model.text_head.num_fg)
     for it in (0, model.lvc_start_iter):
@@ -108,11 +115,16 @@ def test_amp_bf16_train_step_cpu(tiny_clip_files):
         log_vars = model.train_step(data, wrapper)
         assert torch.isfinite(torch.as_tensor(log_vars['loss'])), log_vars
         assert log_vars['pl_lvc'] == float(it > 0)
-    # every CLIP block ran without grad, autocast to bf16
-    assert seen and all(not grad and amp and dtype == torch.bfloat16
+    # the frozen CLIP ran without grad and in float32, autocast off (all
+    # CLIP computation is fp32 in the method); the refinement too
+    assert seen and all(not grad and not amp and dtype == torch.float32
                         for grad, amp, dtype in seen), seen
     assert all(not f.requires_grad for f in feats)
-    assert feats[0].dtype == torch.bfloat16  # CLIP ran under autocast
+    assert all(f.dtype == torch.float32 for f in feats)
+    assert pl_seen and all(not amp and c == torch.float32 and
+                           o == torch.float32 for amp, c, o in pl_seen)
+    # only the trainable decoder runs under bf16 autocast
+    assert dec_seen and all(d == torch.bfloat16 for d in dec_seen), dec_seen
     for name, p in model.backbone.named_parameters():
         assert not p.requires_grad and p.grad is None, name
     for p in model.text_head.parameters():

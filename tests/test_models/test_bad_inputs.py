@@ -225,24 +225,32 @@ def test_image_smaller_than_one_patch_fails_before_any_matmul(model):
 
 
 def test_small_image_through_the_data_preprocessor(model):
-    """At test time mmseg's ``SegDataPreProcessor`` pads only with its own
-    ``test_cfg``, so an 8x8 image reaches the backbone and gets the clear
-    error. In training mode ``size_divisor=16`` pads it to one 16x16 patch:
-    a defined result, whose real 8x8 corner holds only the image's class."""
+    """At test time the WSSS data preprocessor resizes every image to the
+    network size (the official protocol), so an 8x8 image gets a defined
+    pseudo label at its own 8x8 size; the raw 8x8 tensor given to the model
+    directly gets the clear error. In training mode ``size_divisor=16``
+    pads it to one 16x16 patch: a defined result, whose real 8x8 corner
+    holds only the image's class."""
     img = torch.randint(0, 255, (3, 8, 8), dtype=torch.uint8)
     data = model.data_preprocessor(
         dict(inputs=[img], data_samples=_samples([[1]], (8, 8))), False)
-    assert tuple(data['inputs'].shape) == (1, 3, 8, 8)
+    assert tuple(data['inputs'].shape[-2:]) == \
+        model.data_preprocessor.test_size
+    out = model.generate_pseudo_labels(data['inputs'], data['data_samples'])
+    assert tuple(out['pseudo_labels'][0].shape) == (8, 8)
+    assert set(out['pseudo_labels'][0].unique().tolist()) <= {0, 2}
+    raw = img.float()[None]
     with pytest.raises(ValueError, match='8x8 is smaller than one 16x16'):
-        model.generate_pseudo_labels(data['inputs'], data['data_samples'])
+        model.generate_pseudo_labels(raw, _samples([[1]], (8, 8)))
     data = model.data_preprocessor(
         dict(inputs=[img], data_samples=_samples([[1]], (8, 8))), True)
     assert tuple(data['inputs'].shape) == (1, 3, 16, 16)
-    out = model.generate_pseudo_labels(data['inputs'], data['data_samples'])
-    lab = out['pseudo_labels']
-    assert tuple(lab.shape) == (1, 16, 16)
-    assert set(lab.unique().tolist()) <= {0, 2}
-    assert torch.isfinite(out['refined_cams']).all()
+    model.set_train_iter(0)
+    losses = model.loss(data['inputs'], data['data_samples'])
+    lab = data['data_samples'][0].pseudo_sem_seg.data[0]
+    assert tuple(lab.shape) == (16, 16)
+    assert set(lab[:8, :8].unique().tolist()) <= {0, 2}
+    assert all(torch.isfinite(v).all() for v in losses.values())
 
 
 # ------------------------------------------------- no foreground label
@@ -252,19 +260,21 @@ def test_image_without_foreground_label_is_all_background(model):
     out = model.generate_pseudo_labels(x, _samples([[], [0, 2]], (32, 48)))
     lab = out['pseudo_labels']
     assert (lab[0] == 0).all()
-    assert (out['cams_with_bkg'][0, 0] == 1).all()
-    assert not out['valid'][0].any()
+    assert (out['cams_with_bkg'][0][0] == 1).all()
+    assert out['keys'][0].tolist() == [0]
+    assert out['keys'][1].tolist() == [0, 1, 3]
     # the other image of the batch is what it is alone
     alone = model.generate_pseudo_labels(x[1:], _samples([[0, 2]], (32, 48)))
     assert torch.equal(alone['pseudo_labels'][0], lab[1])
     assert set(lab[1].unique().tolist()) <= {0, 1, 3}
     # a batch of label-free images only
     none = model.generate_pseudo_labels(x, _samples([[], []], (32, 48)))
-    assert (none['pseudo_labels'] == 0).all()
+    assert all((p == 0).all() for p in none['pseudo_labels'])
 
 
 def test_training_step_on_label_free_image_is_finite(tiny_clip_files):
     model = _build(_excel_cfg(tiny_clip_files)).train()
+    model.set_train_iter(0)
     torch.manual_seed(0)
     x = torch.randn(2, 3, 64, 64)
     samples = _samples([[], [1]], (64, 64))
@@ -275,6 +285,24 @@ def test_training_step_on_label_free_image_is_finite(tiny_clip_files):
     total = sum(v for k, v in losses.items() if k.startswith('loss'))
     assert torch.isfinite(total)
     total.backward()
+
+
+def test_training_iteration_unknown_is_an_error(tiny_clip_files):
+    """Outside mmengine's Runner and without set_train_iter, loss() cannot
+    know whether LVC is on: a clear error, never LVC silently off."""
+    from mmengine.logging import MessageHub
+    model = _build(_excel_cfg(tiny_clip_files)).train()
+    MessageHub.get_instance('test-no-iteration-recorded')  # fresh, current
+    x = torch.randn(1, 3, 64, 64)
+    with pytest.raises(RuntimeError, match='does not know the training '
+                       'iteration'):
+        model.loss(x, _samples([[1]], (64, 64)))
+    # the Runner's RuntimeInfoHook records it: read from the MessageHub
+    hub = MessageHub.get_instance('test-iteration-recorded')
+    hub.update_info('iter', model.lvc_start_iter)
+    assert model.lvc_active
+    hub.update_info('iter', model.lvc_start_iter - 1)
+    assert not model.lvc_active
 
 
 # ------------------------------------------------- class-count mismatch

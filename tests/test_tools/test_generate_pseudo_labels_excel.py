@@ -130,3 +130,112 @@ def test_resume_recomputes_only_the_missing_png(generated, tiny_clip_files):
         assert np.array_equal(np.asarray(Image.open(paths[i])), before[i])
     # the resumed labels are read back for the metrics: the table is printed
     assert re.search(r'\|\s*aeroplane\s*\|', log)
+
+
+def test_table_has_precision_recall_confusion(generated):
+    """The training-free report: per-class IoU, precision, recall and the
+    confusion ratio FP/TP (WSSSIoUMetric)."""
+    log = generated[2]
+    assert re.search(
+        r'\|\s*Class\s*\|\s*IoU\s*\|\s*Precision\s*\|\s*Recall\s*\|'
+        r'\s*Confusion\s*\|', log), log[-3000:]
+    assert re.search(r'confusion FP/TP [0-9.na]+', log), log[-1000:]
+
+
+def _run_tool(args: List[str], tmp: Path) -> Tuple[int, str]:
+    proc = subprocess.run(
+        [sys.executable,
+         str(ROOT / 'tools' / 'generate_pseudo_labels.py')] + args,
+        cwd=tmp, env=ENV, capture_output=True, text=True, timeout=900)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_manifest_refuses_other_settings(generated, tiny_clip_files):
+    """A rerun with other settings (here --crf) into the same folder is
+    refused; --overwrite recomputes every mask."""
+    data, out_dir, _, tmp = generated
+    assert (out_dir / 'manifest.json').is_file()
+    opts = _cfg_options(data, tiny_clip_files['openai'], tmp / 'banks')
+    rc, log = _run_tool([
+        CFG, '--out-dir', str(out_dir), '--device', 'cpu', '--num-vis', '0',
+        '--crf', '--cfg-options', *opts
+    ], tmp)
+    assert rc != 0 and 'other settings' in log and 'crf' in log, log[-2000:]
+    # a folder of PNGs without a manifest is refused too
+    bare = tmp / 'bare'
+    bare.mkdir()
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(bare / 'x.png')
+    rc, log = _run_tool([
+        CFG, '--out-dir', str(bare), '--device', 'cpu', '--num-vis', '0',
+        '--cfg-options', *opts
+    ], tmp)
+    assert rc != 0 and 'no manifest.json' in log, log[-2000:]
+    rc, log = _run_tool([
+        CFG, '--out-dir', str(out_dir), '--device', 'cpu', '--num-vis', '0',
+        '--crf', '--overwrite', '--cfg-options', *opts
+    ], tmp)
+    n = len(data['splits']['train_aug'])
+    assert rc == 0 and f'({n} computed, 0 already present)' in log, \
+        log[-2000:]
+
+
+TRAIN_CFG = str(ROOT / 'configs' / 'excel' /
+                'excel_clip-vit-b16_1xb4-30k_voc12aug-320x320.py')
+
+
+def test_trained_variant_loads_checkpoints_strictly(generated,
+                                                    tiny_clip_files):
+    """--checkpoint with the training config: the trained variant (LVC flip
+    fusion + decoder affinity) with the weights loaded strictly; a file
+    with keys the model does not have (an unconverted official checkpoint)
+    is refused, naming them; the training config without --checkpoint gives
+    the training-free labels, and the training-free config refuses one."""
+    import torch
+    from mmengine.config import Config, DictAction
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+    data, _, _, tmp = generated
+    opts = _cfg_options(data, tiny_clip_files['openai'], tmp / 'banks')
+    cfg = Config.fromfile(TRAIN_CFG)
+    cfg.merge_from_dict({
+        k: DictAction._parse_iterable(v)
+        for k, v in (o.split('=', 1) for o in opts if o.startswith('model.'))
+    })
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    sd = model.state_dict()
+    assert not any(k.startswith('backbone.') for k in sd)
+    good = tmp / 'good.pth'
+    torch.save(dict(state_dict=sd), good)
+    bad = tmp / 'bad.pth'
+    torch.save(dict(state_dict=dict(sd, **{'decoder.linear_pred.weight':
+                                           torch.zeros(1)})), bad)
+    train_opts = [
+        o.replace('pseudo_label_dataloader', 'val_dataloader') for o in opts
+    ]
+    common = ['--split', 'val', '--device', 'cpu', '--num-vis', '0']
+    rc, log = _run_tool([
+        TRAIN_CFG, '--out-dir', str(tmp / 'trained'), '--checkpoint',
+        str(good), *common, '--cfg-options', *train_opts
+    ], tmp)
+    assert rc == 0, log[-3000:]
+    manifest = (tmp / 'trained' / 'manifest.json').read_text()
+    assert '"use_decoder": true' in manifest and 'sha256' in manifest
+    rc, log = _run_tool([
+        TRAIN_CFG, '--out-dir', str(tmp / 'trained_bad'), '--checkpoint',
+        str(bad), *common, '--cfg-options', *train_opts
+    ], tmp)
+    assert rc != 0 and 'decoder.linear_pred.weight' in log, log[-2000:]
+    rc, log = _run_tool([
+        TRAIN_CFG, '--out-dir', str(tmp / 'free'), *common, '--cfg-options',
+        *train_opts
+    ], tmp)
+    assert rc == 0, log[-3000:]
+    assert '"use_decoder": false' in (tmp / 'free' /
+                                      'manifest.json').read_text()
+    rc, log = _run_tool([
+        CFG, '--out-dir', str(tmp / 'pinned'), '--checkpoint', str(good),
+        '--device', 'cpu', '--cfg-options', *opts
+    ], tmp)
+    assert rc != 0 and 'pins training-free' in log, log[-2000:]

@@ -65,7 +65,9 @@ def test_toy_excel_loss_decreases(tmp_path):
         'default_hooks.logger.interval': 1,
         'default_hooks.checkpoint.interval': iters,
     })
-    cfg.custom_hooks = [dict(type='PseudoLabelHook', vis_interval=iters)]
+    # no PseudoLabelHook: the switches must still happen (the model reads
+    # the iteration from mmengine's MessageHub)
+    cfg.custom_hooks = []
     torch.manual_seed(0)
     runner = Runner.from_cfg(cfg)
     runner.train()
@@ -77,6 +79,10 @@ def test_toy_excel_loss_decreases(tmp_path):
     # the LVC switch happened and was logged
     lvc = runner.message_hub.get_scalar('train/pl_lvc').data[0]
     assert lvc[0] == 0 and lvc[-1] == 1
+    assert list(lvc).index(1) == 20, list(lvc)  # 0-based iteration 20
+    # and so did the affinity-target switch (iteration 30)
+    aff = runner.message_hub.get_scalar('train/pl_aff_pred').data[0]
+    assert list(aff).index(1) == 30 and aff[-1] == 1, list(aff)
     # predictions are valid class ids of the 9-class toy world
     model = runner.model.eval()
     batch = next(iter(runner.test_dataloader))

@@ -29,12 +29,17 @@ train_pipeline = [
     dict(type='RandomOffsetPad', size=crop_size, pad_val=0, seg_pad_val=255),
     dict(type='PackWSSSInputs'),
 ]
+# No Resize: the model's WSSSDataPreProcessor normalises each image at its
+# original size and resizes the normalised tensor to the square network size
+# (test_size), as the official scripts do (docs/evaluation.md); predictions
+# and pseudo labels come back at the original size, where the GT is scored.
 test_pipeline = [
     dict(type='LoadImageFromFile', imdecode_backend='pillow'),
-    dict(type='Resize', scale=crop_size, keep_ratio=False),
     dict(type='LoadImageLevelLabels', keep_mask=True),
     dict(type='PackWSSSInputs'),
 ]
+# ms + flip views are made on the device by ExCELTTAModel from this
+tta_pipeline = test_pipeline
 train_dataloader = dict(
     batch_size=4,
     num_workers=4,

@@ -4,7 +4,10 @@
 # dataset-specific configs.
 clip_source = dict(model_name='ViT-B-16', pretrained='openai', cache_dir=None)
 data_preprocessor = dict(
-    type='SegDataPreProcessor',
+    # SegDataPreProcessor + the official test-time resize of the normalised
+    # image to the square training size (docs/evaluation.md)
+    type='WSSSDataPreProcessor',
+    test_size=(320, 320),
     # ImageNet statistics on RGB 0-255, NOT CLIP's (EXCEL.md §1.2, quirk 9)
     mean=[123.675, 116.28, 103.53],
     std=[58.395, 57.12, 57.375],
@@ -59,8 +62,12 @@ model = dict(
     lvc_start_iter=14000,
     aff_target_switch_iter=24000,
     train_cfg=dict(),
-    test_cfg=dict(mode='whole'))
-# dense CRF of the official test protocol (EXCEL.md §9.2); used by the
-# tta_model of the dataset configs and by tools/generate_pseudo_labels.py --crf
+    # pseudo labels of tools/generate_pseudo_labels.py: with --checkpoint the
+    # trained variant (flip-fused LVC maps + decoder affinity), without it the
+    # training-free one (static maps); `use_decoder=False` pins training-free.
+    # lvc_norm_eps: epsilon of the flip-fusion min-max
+    test_cfg=dict(mode='whole', lvc_norm_eps=1e-5))
+# dense CRF of the official test protocol (docs/evaluation.md); used by the
+# tta_model of the method configs and by tools/generate_pseudo_labels.py --crf
 crf = dict(type='DenseCRF', iter_max=10, pos_xy_std=1, pos_w=3, bi_xy_std=67,
            bi_rgb_std=3, bi_w=4, image_mode='rgb')

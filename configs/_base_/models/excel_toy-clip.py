@@ -11,7 +11,8 @@ data_preprocessor = dict(
     # pretrain_clip.py), so those are its input statistics
     mean=[122.7709383, 116.7460125, 104.09373615],
     std=[68.5005327, 66.6321579, 70.32316305],
-    size_divisor=8)
+    size_divisor=8,
+    test_size=(96, 96))
 model = dict(
     data_preprocessor=data_preprocessor,
     # surgery on the last 2 of 4 blocks (ViT-B/16: 5 of 12)

@@ -1,1 +1,4 @@
 # Copyright (c) mmseg-excel contributors. All rights reserved.
+from .wsss_metric import WSSSIoUMetric
+
+__all__ = ['WSSSIoUMetric']

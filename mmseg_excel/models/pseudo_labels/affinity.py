@@ -206,7 +206,8 @@ class AttentionAffinity(nn.Module):
             attn_weights: Tensor,
             cams: Tensor,
             grid_hw: Tuple[int, int],
-            seg_attn: Optional[Tensor] = None
+            seg_attn: Optional[Tensor] = None,
+            box_threshold: Optional[float] = None
     ) -> Tuple[Tensor, Tensor, Tensor]:
         """Refine ``cams`` (B, P, K) with the attention of the same images.
 
@@ -216,6 +217,8 @@ class AttentionAffinity(nn.Module):
             cams: (B, P, K) patch maps in [0, 1] (K may be padded classes).
             grid_hw: (h, w) with h·w = P (row-major flattening).
             seg_attn: optional (B, P, P) predicted affinity (ExCEL §5.1).
+            box_threshold: τ for this call (e.g. 0.75 of ExCEL's
+                validation pseudo labels); None: the configured one.
 
         Returns:
             refined (B, K, h, w) (not normalised), box masks (B, K, h, w),
@@ -234,7 +237,9 @@ class AttentionAffinity(nn.Module):
             self.mean_attention(attn_weights, seg_attn), self.sinkhorn_iters,
             self.power)
         cam_maps = cams.transpose(1, 2).reshape(b, k, h, w)
-        boxes = box_masks_from_maps(cam_maps, self.box_threshold)
+        boxes = box_masks_from_maps(
+            cam_maps,
+            self.box_threshold if box_threshold is None else box_threshold)
         src = (boxes * cam_maps).reshape(b, k, p).transpose(1, 2)  # (B, P, K)
         refined = (affinity @ src).transpose(1, 2).reshape(b, k, h, w)
         return refined, boxes, affinity

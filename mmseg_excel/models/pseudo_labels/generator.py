@@ -114,6 +114,75 @@ class ExCELPseudoLabeler(nn.Module):
         self.use_par = use_par
 
     @torch.no_grad()
+    def refine(self,
+               cams: Tensor,
+               attn_weights: Tensor,
+               cls_labels: Tensor,
+               grid_hw: Tuple[int, int],
+               seg_attn: Optional[Tensor] = None,
+               box_threshold: Optional[float] = None) -> Dict[str, Tensor]:
+        """CAA refinement (§5.1-5.2) of the present classes' patch maps
+        (``box_threshold`` overrides τ for this call).
+
+        Returns ``refined`` / ``box_masks`` (B, Kmax, h, w) and
+        ``class_idx`` / ``valid`` (B, Kmax) (see :func:`present_classes`).
+        """
+        b, p, k_fg = cams.shape
+        if cls_labels.shape != (b, k_fg):
+            raise ValueError(
+                f'cls_labels must be (B, K_fg) = {(b, k_fg)}, got '
+                f'{tuple(cls_labels.shape)}')
+        class_idx, valid = present_classes(cls_labels)
+        sel = cams.gather(2, class_idx.unsqueeze(1).expand(b, p, -1))
+        if self.use_affinity:
+            refined, boxes, _ = self.affinity(attn_weights, sel,
+                                              tuple(grid_hw), seg_attn,
+                                              box_threshold)
+        else:
+            refined = sel.transpose(1, 2).reshape(b, -1, *grid_hw)
+            boxes = torch.ones_like(refined)
+        return dict(
+            refined=refined, box_masks=boxes, class_idx=class_idx,
+            valid=valid)
+
+    def with_background(self, refined: Tensor, valid: Tensor,
+                        size: Tuple[int, int]) -> Tensor:
+        """Min–max, bilinear upsampling to ``size``, ``bg = (1 − max)^p``:
+        (B, 1 + Kmax, H, W), padded classes zero (§5.3)."""
+        if refined.shape[1] == 0:  # no foreground label: all background
+            up = refined.new_zeros(refined.shape[0], 0, *size)
+        else:
+            up = minmax_upsample(refined, size, self.norm_eps)
+            up = up * valid[:, :, None, None].to(up.dtype)
+        peak = up.amax(1, keepdim=True) if up.shape[1] else up.new_zeros(
+            up.shape[0], 1, *size)
+        bg = (1 - peak).pow(self.bg_power)
+        return torch.cat([bg, up], 1)
+
+    @torch.no_grad()
+    def label_at_size(self, refined: Tensor, class_idx: Tensor,
+                      image: Tensor,
+                      size: Tuple[int, int]) -> Dict[str, Tensor]:
+        """One image's pseudo label at ``size`` (e.g. its original size).
+
+        ``refined`` (k, h, w) CAA maps of its ``class_idx`` (k,) classes;
+        ``image`` (1, 3, H', W') any per-channel normalisation (PAR resizes
+        it to ``size`` with ``align_corners=True``). Returns
+        ``cams_with_bkg`` / ``refined_cams`` (1 + k, H, W) before / after
+        PAR, ``keys`` (1 + k,) and ``pseudo_label`` (H, W) long.
+        """
+        k = refined.shape[0]
+        valid = torch.ones(1, k, dtype=torch.bool, device=refined.device)
+        with_bkg = self.with_background(refined[None], valid, tuple(size))
+        out = self.par(image, with_bkg) if self.use_par else with_bkg
+        keys = torch.cat([class_idx.new_zeros(1), class_idx + 1])
+        return dict(
+            cams_with_bkg=with_bkg[0],
+            refined_cams=out[0],
+            keys=keys,
+            pseudo_label=keys[out[0].argmax(0)])
+
+    @torch.no_grad()
     def forward(
             self,
             cams: Tensor,
@@ -122,7 +191,7 @@ class ExCELPseudoLabeler(nn.Module):
             images: Tensor,
             seg_attn: Optional[Tensor] = None,
             grid_hw: Optional[Tuple[int, int]] = None) -> Dict[str, Tensor]:
-        """Generate pseudo labels.
+        """Generate pseudo labels of a training batch at the image size.
 
         Args:
             cams: (B, P, K_fg) patch CAMs (static or LVC).
@@ -140,30 +209,16 @@ class ExCELPseudoLabeler(nn.Module):
             before PAR and ``refined_cams`` (B, 1 + Kmax, H, W) after PAR
             (padded classes are zero).
         """
-        b, p, k_fg = cams.shape
-        if cls_labels.shape != (b, k_fg):
-            raise ValueError(
-                f'cls_labels must be (B, K_fg) = {(b, k_fg)}, got '
-                f'{tuple(cls_labels.shape)}')
+        b, p, _ = cams.shape
         if images.dim() != 4 or images.shape[0] != b:
             raise ValueError(
                 f'images must be (B={b}, 3, H, W), got {tuple(images.shape)}')
         hh, ww = images.shape[-2:]
         grid_hw = tuple(grid_hw) if grid_hw is not None else infer_grid(
             p, (hh, ww))
-        class_idx, valid = present_classes(cls_labels)
-        sel = cams.gather(2, class_idx.unsqueeze(1).expand(b, p, -1))
-        if self.use_affinity:
-            refined, boxes, _ = self.affinity(attn_weights, sel, grid_hw,
-                                              seg_attn)
-        else:
-            refined = sel.transpose(1, 2).reshape(b, -1, *grid_hw)
-            boxes = torch.ones_like(refined)
-        up = minmax_upsample(refined, (hh, ww), self.norm_eps)
-        vmask = valid[:, :, None, None].to(up.dtype)
-        up = up * vmask
-        bg = (1 - up.amax(1, keepdim=True)).pow(self.bg_power)
-        with_bkg = torch.cat([bg, up], 1)
+        r = self.refine(cams, attn_weights, cls_labels, grid_hw, seg_attn)
+        class_idx, valid = r['class_idx'], r['valid']
+        with_bkg = self.with_background(r['refined'], valid, (hh, ww))
         out = self.par(images, with_bkg) if self.use_par else with_bkg
         chan_valid = torch.cat([valid.new_ones(b, 1), valid], 1)
         scores = out.masked_fill(~chan_valid[:, :, None, None], float('-inf'))
@@ -173,7 +228,7 @@ class ExCELPseudoLabeler(nn.Module):
             pseudo_labels=labels,
             class_idx=class_idx,
             valid=valid,
-            refined=refined,
-            box_masks=boxes,
+            refined=r['refined'],
+            box_masks=r['box_masks'],
             cams_with_bkg=with_bkg,
             refined_cams=out)
