@@ -209,3 +209,89 @@ def test_prompt_sharpness_tool_ranks(generated, tiny_clip_files, tmp_path):
     # background-only images are skipped
     n_lab = sum(1 for i in data['splits']['train_aug'] if data['labels'][i])
     assert saved['images'] == n_lab and saved['ranking'] == ranking
+
+
+def _run_tool(args, cwd):
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / 'tools' / 'generate_pseudo_labels.py')] +
+        args, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=600)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def _opts(data, clip_file):
+    return [
+        f'pseudo_label_dataloader.dataset.data_root={data["root"]}',
+        'pseudo_label_dataloader.num_workers=0', 'model.clip.model_name=None',
+        f'model.clip.pretrained={clip_file}',
+        'model.gradcam.num_attn_layers=2', 'model.affinity.num_layers=2'
+    ]
+
+
+def test_crf_flag_on_clip_es_config_is_a_clear_error(generated,
+                                                     tiny_clip_files):
+    """CLIP-ES runs its CRF inside the model; --crf names that."""
+    data, _, _, tmp = generated
+    rc, log = _run_tool([
+        CFG, '--out-dir', str(tmp / 'crf'), '--device', 'cpu', '--crf',
+        '--cfg-options', *_opts(data, tiny_clip_files['openai'])
+    ], tmp)
+    assert rc != 0 and 'inside the model' in log, log[-2000:]
+
+
+def test_labels_stay_at_original_size_with_a_resize_in_the_pipeline(
+        generated, tiny_clip_files):
+    """The model returns labels at the original size (labels_are_original):
+    the tool must not undo a resize a second time (here a Resize to 48x40
+    in the pipeline): every mask has its image's original size."""
+    data, out_dir, _, tmp = generated
+    child = tmp / 'resized.py'
+    child.write_text(
+        f"_base_ = ['{CFG}']\n"
+        "pseudo_label_dataloader = dict(dataset=dict(pipeline=[\n"
+        "    dict(type='LoadImageFromFile', imdecode_backend='pillow'),\n"
+        "    dict(type='Resize', scale=(40, 48), keep_ratio=False),\n"
+        "    dict(type='LoadImageLevelLabels', keep_mask=True),\n"
+        "    dict(type='PackWSSSInputs')]))\n")
+    rc, log = _run_tool([
+        str(child), '--out-dir', str(tmp / 'resized'), '--device', 'cpu',
+        '--num-vis', '0', '--cfg-options',
+        *_opts(data, tiny_clip_files['openai'])
+    ], tmp)
+    assert rc == 0, log[-3000:]
+    for img_id in data['splits']['train_aug']:
+        lab = np.asarray(Image.open(tmp / 'resized' / f'{img_id}.png'))
+        w, h = Image.open(data['img_paths'][img_id]).size
+        assert lab.shape == (h, w), (img_id, lab.shape, (h, w))
+    # what was written is the model's own full-size label, not a crop of
+    # it stretched back (the old second "undo" of the resize)
+    import torch
+    from mmengine.config import Config, DictAction
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import Runner
+    from mmseg.registry import MODELS
+    cfg = Config.fromfile(str(child))
+    cfg.merge_from_dict({
+        k: DictAction._parse_iterable(v)
+        for k, v in (o.split('=', 1)
+                     for o in _opts(data, tiny_clip_files['openai']))
+    })
+    init_default_scope('mmseg')
+    model = MODELS.build(cfg.model).eval()
+    dl = dict(cfg.pseudo_label_dataloader, persistent_workers=False,
+              batch_size=1, sampler=dict(type='DefaultSampler',
+                                         shuffle=False))
+    varied = 0
+    for batch in Runner.build_dataloader(dl):
+        sample = batch['data_samples'][0]
+        assert tuple(sample.img_shape) != tuple(sample.ori_shape)
+        prep = model.data_preprocessor(batch, False)
+        with torch.no_grad():
+            out = model.generate_pseudo_labels(prep['inputs'],
+                                               prep['data_samples'])
+        h, w = sample.ori_shape[:2]
+        ref = out['pseudo_labels'][0][:h, :w].numpy()
+        name = Path(sample.img_path).stem
+        written = np.asarray(Image.open(tmp / 'resized' / f'{name}.png'))
+        assert np.array_equal(written, ref), name
+        varied += len(np.unique(ref)) > 1
+    assert varied, 'every label is constant: the check cannot see a crop'

@@ -239,3 +239,25 @@ def test_trained_variant_loads_checkpoints_strictly(generated,
         '--device', 'cpu', '--cfg-options', *opts
     ], tmp)
     assert rc != 0 and 'pins training-free' in log, log[-2000:]
+
+
+def test_ann_file_option_exports_the_baseline_split(generated,
+                                                    tiny_clip_files):
+    """configs/baselines/README.md: ``--ann-file
+    ImageSets/Segmentation/train_aug.txt`` exports every image the baseline
+    trains on, whatever split the method config scores by default."""
+    data, _, _, tmp = generated
+    opts = [
+        o for o in _cfg_options(data, tiny_clip_files['openai'], tmp /
+                                'banks') if '.ann_file=' not in o
+    ]
+    out = tmp / 'aug'
+    rc, log = _run_tool([
+        CFG, '--ann-file', 'ImageSets/Segmentation/train_aug.txt',
+        '--out-dir', str(out), '--device', 'cpu', '--num-vis', '0',
+        '--cfg-options', *opts
+    ], tmp)
+    assert rc == 0, log[-3000:]
+    ids = data['splits']['train_aug']
+    assert len(ids) > len(data['splits']['train'])
+    assert sorted(p.stem for p in out.glob('*.png')) == sorted(ids)
