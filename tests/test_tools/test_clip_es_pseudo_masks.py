@@ -195,7 +195,7 @@ def test_prompt_sharpness_tool_ranks(generated, tiny_clip_files, tmp_path):
     templates = ['a clean origami {}.', 'a photo of a {}.', 'itap of a {}.']
     ranking = ps.main([
         CFG, '--templates', *templates, '--device', 'cpu', '--out',
-        str(out), '--cfg-options',
+        str(out), '--max-images', '1000', '--cfg-options',
         f'pseudo_label_dataloader.dataset.data_root={data["root"]}',
         'pseudo_label_dataloader.num_workers=0', 'model.clip.model_name=None',
         f'model.clip.pretrained={tiny_clip_files["openai"]}',
