@@ -86,6 +86,10 @@ def _test_sources():
 
 
 COMMANDS = printed_commands()
+#: scripts whose printed commands need several GPUs; multi-process runs on
+#: CPU (gloo) are not supported yet (open issue: distributed training),
+#: so they are listed here explicitly instead of being silently skipped
+NEEDS_GPUS = {'tools/dist_train.sh': 'multi-GPU training (nccl)'}
 
 
 def test_commands_found():
@@ -100,6 +104,11 @@ def test_commands_found():
 def test_printed_command_is_exercised_by_a_test(where, command):
     sources = _test_sources()
     for script in SCRIPT.findall(command):
+        if script in NEEDS_GPUS:
+            assert 'GPU' in where.read_text(), (
+                f'{where.relative_to(ROOT)} prints `{command}` ({script}: '
+                f'{NEEDS_GPUS[script]}) without saying it needs GPUs')
+            continue
         name, stem = Path(script).name, Path(script).stem
         # a test runs the script by path, or calls its main() in-process
         users = [
