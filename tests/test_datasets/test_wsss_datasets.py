@@ -341,8 +341,11 @@ def test_dataloader_from_base_configs(tiny_voc, tiny_coco):
                     assert img.shape == (3, 320, 320)
                     assert 'gt_sem_seg' not in sample
                 else:
-                    assert img.shape == (3, 320, 320)
-                    assert 'gt_sem_seg' in sample
+                    # test images keep their original size: the model's
+                    # WSSSDataPreProcessor resizes the normalised tensor
+                    assert tuple(img.shape[1:]) == tuple(
+                        sample.metainfo['ori_shape'][:2])
+                    assert 'pseudo_label' in key or 'gt_sem_seg' in sample
         gt_crop = cfg.get('train_pipeline_gt_crop')
         if gt_crop is not None:
             types = [t['type'] for t in gt_crop]
