@@ -118,7 +118,9 @@ def _model_cfg(root, files, config=VOC_CONFIG):
 
 @pytest.fixture(scope='module')
 def proto(parity_dir):
-    torch.set_num_threads(min(2, torch.get_num_threads()))
+    # the fixtures were made with 2 threads; PAR's 20 propagations with 1
+    # thread moved par_out by up to 1.5e-2 relative here (labels >= 99.996 %)
+    torch.set_num_threads(2)
     root = parity_dir / 'protocol'
     if not (root / 'inputs.pt').is_file():
         raise FileNotFoundError(f'protocol fixtures not found in {root}')

@@ -56,4 +56,4 @@ def test_ci_run_fails_before_setup_without_fixtures(tmp_path):
     rc, out = _run(['bash', '.ci/run'], dict(EXCEL_PARITY_DIR=str(tmp_path)),
                    timeout=60)
     assert rc != 0 and 'parity fixtures missing' in out, out[-2000:]
-    assert 'setup' not in out, out[-2000:]  # failed before installing
+    assert '[setup_env]' not in out, out[-2000:]  # failed before setup

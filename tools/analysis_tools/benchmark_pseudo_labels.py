@@ -122,10 +122,9 @@ def excel_crf(crf, out: dict, rgb: List[np.ndarray]) -> List[np.ndarray]:
     ``[bg; CAMs]`` of the present classes, argmax to class ids."""
     labels = []
     for j, image in enumerate(rgb):
-        valid = torch.cat([out['valid'].new_ones(1), out['valid'][j]])
-        scores = out['cams_with_bkg'][j][valid].float().cpu()
-        keys = torch.cat([out['class_idx'].new_zeros(1),
-                          out['class_idx'][j] + 1])[valid].cpu()
+        # per-image maps before PAR at the original size, with their keys
+        scores = out['cams_with_bkg'][j].float().cpu()
+        keys = out['keys'][j].cpu()
         prob = crf([image], [scores])[0]
         labels.append(keys[prob.argmax(0)].numpy())
     return labels
