@@ -21,6 +21,7 @@ construction, key layouts and QuickGELU come from open_clip.
 """
 import os
 import os.path as osp
+import warnings
 import zipfile
 from typing import Optional
 
@@ -54,6 +55,22 @@ def resolve_model_name(model_name: Optional[str]) -> Optional[str]:
             f'open_clip model config not found: {model_name}')
     open_clip.add_model_config(path)
     return osp.splitext(osp.basename(path))[0]
+
+
+def tag_needs_quick_gelu(model_name: str, tag: str) -> bool:
+    """True if open_clip's pretrained config of ``(model_name, tag)`` says
+    the weights were trained with QuickGELU (every OpenAI tag).
+
+    open_clip builds its plain ``ViT-B-16`` config with exact ``nn.GELU``
+    for ``pretrained='openai'`` and only warns; OpenAI's weights need
+    QuickGELU (``x * sigmoid(1.702 x)``), as the official code runs them.
+    """
+    import open_clip
+    cfg = open_clip.get_pretrained_cfg(model_name, tag) or {}
+    if cfg.get('quick_gelu', False):
+        return True
+    # `openai` tags of architectures open_clip has no pretrained entry for
+    return str(tag).lower() == 'openai'
 
 
 def _looks_like_path(s: str) -> bool:
@@ -96,8 +113,10 @@ def load_clip(model_name: Optional[str],
         pretrained: open_clip tag (``'openai'``), a file path, or ``None``
             (random weights, needs ``model_name``).
         cache_dir: download folder for tags.
-        force_quick_gelu: passed to open_clip. ``None``: open_clip's default
-            for a tag; QuickGELU for OpenAI-like files (fp16 values or the
+        force_quick_gelu: passed to open_clip. ``None``: QuickGELU for every
+            tag whose weights were trained with it (all OpenAI tags, see
+            :func:`tag_needs_quick_gelu`; ``False`` there is an error) and
+            for OpenAI-like files (fp16 values or the
             OpenAI ``input_resolution``/``context_length`` keys) and for
             architectures inferred from a state dict (``model_name=None``).
         precision: ``'fp32'`` (the official computation), ``'fp16'``,
@@ -163,9 +182,20 @@ def load_clip(model_name: Optional[str],
         if model_name is None:
             raise ValueError('model_name is required with pretrained='
                              f'{pretrained!r} (an open_clip tag or None)')
+        tag_quick_gelu = tag_needs_quick_gelu(model_name, pretrained)
+        if tag_quick_gelu and force_quick_gelu is False:
+            raise ValueError(
+                f'CLIP weights {model_name!r}/{pretrained!r} were trained '
+                f'with QuickGELU; force_quick_gelu=False would build exact '
+                f'GELU and silently change every feature')
+        if tag_quick_gelu:
+            kw['force_quick_gelu'] = True
         try:
-            model = open_clip.create_model(
-                model_name, pretrained=pretrained, cache_dir=cache_dir, **kw)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter('always')
+                model = open_clip.create_model(
+                    model_name, pretrained=pretrained, cache_dir=cache_dir,
+                    **kw)
         except Exception as e:  # noqa: BLE001 - network, unknown tag, ...
             where = cache_dir or '~/.cache/clip (open_clip default)'
             raise RuntimeError(
@@ -174,5 +204,15 @@ def load_clip(model_name: Optional[str],
                 f'internet, place the checkpoint file (e.g. OpenAI '
                 f'ViT-B-16.pt) in {where} or pass its path as `pretrained`.'
             ) from e
+        for w in caught:
+            if 'mismatch' in str(w.message).lower():
+                # open_clip only warns; a mismatched architecture gives
+                # silently wrong features, so refuse it
+                raise ValueError(
+                    f'open_clip built {model_name!r} for pretrained='
+                    f'{pretrained!r} with a configuration that does not '
+                    f'match the weights: {w.message}')
+            warnings.warn_explicit(w.message, w.category, w.filename,
+                                   w.lineno)
     model = model.to(device=device, dtype=_DTYPES[precision])
     return model.eval()

@@ -8,7 +8,6 @@ each, average over the templates, L2-normalise again. Texts are tokenised
 with CLIP's BPE tokenizer (context 77) and never truncated silently.
 """
 import hashlib
-import os.path as osp
 from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
@@ -21,37 +20,12 @@ Tokenizer = Callable[[List[str]], torch.Tensor]
 def load_clip_model(model_name: Optional[str],
                     pretrained: Optional[str],
                     cache_dir: Optional[str] = None) -> nn.Module:
-    """Load a CLIP in fp32, eval mode.
-
-    With no ``model_name`` and an OpenAI-layout state-dict file (as
-    ``mini_clip_openai.pt``), the architecture is inferred from the tensor
-    shapes (``open_clip.model.build_model_from_openai_state_dict``, as
-    OpenAI's ``build_model``). Everything else goes to the project's resolver
-    ``mmseg_excel.utils.clip_weights.load_clip`` (tags, open_clip files,
-    TorchScript), or to ``open_clip.create_model`` while that is absent.
-    """
-    import open_clip
-    if model_name is None and pretrained and osp.isfile(pretrained):
-        try:
-            state = torch.load(
-                pretrained, map_location='cpu', weights_only=True)
-        except Exception:  # noqa: BLE001 - e.g. TorchScript: resolver's job
-            state = None
-        if isinstance(state, dict) and 'text_projection' in state:
-            model = open_clip.model.build_model_from_openai_state_dict(state)
-            return model.float().eval()
-    try:
-        from mmseg_excel.utils.clip_weights import load_clip
-    except ImportError:
-        load_clip = None
-    if load_clip is not None:
-        model = load_clip(model_name, pretrained, cache_dir=cache_dir)
-        return model.float().eval()
-    if model_name is None:
-        raise ValueError(f'clip.model_name is required to load {pretrained!r}')
-    model = open_clip.create_model(
-        model_name, pretrained=pretrained, cache_dir=cache_dir)
-    return model.float().eval()
+    """Load a CLIP in fp32, eval mode, through the project's one weight
+    resolver :func:`mmseg_excel.utils.clip_weights.load_clip` (tags with
+    QuickGELU for OpenAI weights, open_clip files, OpenAI state dicts with
+    the architecture inferred from the shapes, TorchScript archives)."""
+    from mmseg_excel.utils.clip_weights import load_clip
+    return load_clip(model_name, pretrained, cache_dir=cache_dir)
 
 
 def get_clip_tokenizer(model_name: Optional[str] = None,
