@@ -19,8 +19,16 @@ model = dict(
         embed_dims=64,
         num_heads=[1, 2, 5, 8],
         num_layers=[3, 4, 6, 3]),
+    # mean over kept pixels (the pseudo masks' 255 share must not scale it)
     decode_head=dict(
-        in_channels=[64, 128, 320, 512], num_classes=21, ignore_index=255))
+        in_channels=[64, 128, 320, 512],
+        num_classes=21,
+        ignore_index=255,
+        loss_decode=dict(
+            type='CrossEntropyLoss',
+            use_sigmoid=False,
+            loss_weight=1.0,
+            avg_non_ignore=True)))
 optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',

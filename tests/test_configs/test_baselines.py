@@ -118,6 +118,37 @@ def test_baseline_config(path):
         assert head.num_classes == num_classes
         assert head.ignore_index == 255
         assert head.conv_seg.out_channels == num_classes
+        _check_loss_ignores_void(head, num_classes)
+
+
+def _check_loss_ignores_void(head, num_classes):
+    """The head's loss is the mean over kept pixels, whatever the 255 share.
+
+    A pseudo mask with half its pixels ignored must give the loss of its kept
+    pixels alone, not half of it (mmseg's ``avg_non_ignore=False`` default).
+    """
+    import torch
+    import torch.nn.functional as F
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, num_classes, 8, 8, generator=gen)
+    labels = torch.randint(0, num_classes, (2, 8, 8), generator=gen)
+    labels[:, :, :4] = 255       # half of every image ignored
+    labels[1, :2, 4:] = 255      # and a bit more in the second
+    samples = []
+    for lab in labels:
+        sample = SegDataSample()
+        sample.gt_sem_seg = PixelData(data=lab[None])
+        samples.append(sample)
+    losses = head.loss_by_feat(logits, samples)
+    weight = head.loss_decode.loss_weight
+    kept = labels != 255
+    per_pixel = F.cross_entropy(
+        logits, labels.clamp(max=num_classes - 1), reduction='none')
+    expected = weight * per_pixel[kept].mean()
+    torch.testing.assert_close(
+        losses['loss_ce'], expected, rtol=1e-5, atol=1e-6)
 
 
 def _only(pipeline, keep):
