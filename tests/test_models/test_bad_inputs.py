@@ -253,6 +253,27 @@ def test_small_image_through_the_data_preprocessor(model):
     assert all(torch.isfinite(v).all() for v in losses.values())
 
 
+# ------------------------------------------------- label vector length
+def test_label_vector_of_other_length_is_refused(model):
+    """VOC's 20 labels given to a 3-class model: an error naming both
+    lengths, from pseudo labels, training and the trained-PL path."""
+    from mmseg.structures import SegDataSample
+    x = torch.randn(1, 3, 32, 32)
+    for n in (20, 2):
+        ds = SegDataSample()
+        ds.set_data(dict(gt_cls_label=torch.ones(n)))
+        ds.set_metainfo(dict(img_shape=(32, 32), ori_shape=(32, 32),
+                             pad_shape=(32, 32)))
+        msg = rf'has {n} entries but the model has 3 foreground classes'
+        with pytest.raises(ValueError, match=msg):
+            model.generate_pseudo_labels(x, [ds])
+        model.set_train_iter(0)
+        with pytest.raises(ValueError, match=msg):
+            model.loss(x, [ds])
+    # the right length passes
+    model.generate_pseudo_labels(x, _samples([[0, 1]], (32, 32)))
+
+
 # ------------------------------------------------- no foreground label
 def test_image_without_foreground_label_is_all_background(model):
     torch.manual_seed(0)

@@ -138,6 +138,18 @@ def test_crf_output_contract(tiny_model, tmp_path):
         assert pred[i].seg_logits.data.shape == (21, h, w)
 
 
+def test_label_vector_of_other_length_is_refused(tiny_model, tmp_path):
+    """A COCO label vector (80) for the 20-class VOC model: an error naming
+    both lengths instead of CAMs of the wrong classes."""
+    images = _images(2, sizes=((40, 52),))
+    sds = _samples(tmp_path, images, [[0, 5]], num_fg=80)
+    msg = r'has 80 entries but the model has 20 foreground classes'
+    with pytest.raises(ValueError, match=msg):
+        tiny_model.generate_pseudo_labels(torch.zeros(1), sds)
+    with pytest.raises(ValueError, match=msg):
+        tiny_model.predict(torch.zeros(1), sds)
+
+
 @pytest.mark.parity
 def test_end_to_end_pseudo_masks_match_official(clip_es_parity_dir,
                                                 tmp_path):

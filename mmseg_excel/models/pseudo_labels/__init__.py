@@ -7,7 +7,7 @@ from .crf import DenseCRF, clip_es_prob, mean_subtracted_uint8
 from .gradcam import (SoftmaxGradCAM, clip_block_forward, minmax_twice,
                       resize_clip_pos_embed)
 from .generator import (ExCELPseudoLabeler, denormalize_uint8, infer_grid,
-                        present_classes)
+                        present_classes, stack_cls_labels)
 from .par import PAR, PixelAdaptiveRefinement
 from .surgery_cam import SurgeryPatchTextMap, patch_text_maps
 
@@ -17,6 +17,6 @@ __all__ = [
     'AttentionAffinity', 'box_masks_from_maps', 'connected_components',
     'minmax_upsample', 'sinkhorn_affinity', 'sinkhorn_normalise', 'DenseCRF',
     'clip_es_prob', 'mean_subtracted_uint8', 'ExCELPseudoLabeler',
-    'denormalize_uint8', 'infer_grid', 'present_classes', 'PAR',
-    'PixelAdaptiveRefinement', 'SurgeryPatchTextMap', 'patch_text_maps'
+    'denormalize_uint8', 'infer_grid', 'present_classes', 'stack_cls_labels',
+    'PAR', 'PixelAdaptiveRefinement', 'SurgeryPatchTextMap', 'patch_text_maps'
 ]

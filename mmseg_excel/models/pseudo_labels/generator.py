@@ -34,6 +34,34 @@ def present_classes(cls_labels: Tensor) -> Tuple[Tensor, Tensor]:
     return torch.where(valid, class_idx, torch.zeros_like(class_idx)), valid
 
 
+def stack_cls_labels(data_samples: Sequence, num_fg: int,
+                     method: str) -> Tensor:
+    """Image-level label vectors of a batch, (B, ``num_fg``) float.
+
+    Every sample must carry ``gt_cls_label`` over the model's ``num_fg``
+    foreground classes; a vector of another length (e.g. VOC's 20 labels fed
+    to an 80-class COCO model) would select the wrong text embeddings without
+    an error, so it is refused naming both lengths.
+    """
+    labels = []
+    for i, ds in enumerate(data_samples):
+        if not hasattr(ds, 'gt_cls_label'):
+            raise KeyError(
+                f'{method} needs image-level labels: every data sample must '
+                'carry gt_cls_label (LoadImageLevelLabels + PackWSSSInputs)')
+        lab = torch.as_tensor(ds.gt_cls_label).flatten()
+        if lab.numel() != num_fg:
+            name = getattr(ds, 'img_path', None) or f'sample {i}'
+            raise ValueError(
+                f'{method}: the image-level label vector of {name} has '
+                f'{lab.numel()} entries but the model has {num_fg} '
+                'foreground classes (dataset and model class lists differ?)')
+        labels.append(lab)
+    if not labels:
+        raise ValueError(f'{method}: empty batch of data samples')
+    return torch.stack(labels).float()
+
+
 def denormalize_uint8(inputs: Tensor, mean: Sequence[float],
                       std: Sequence[float]) -> Tensor:
     """Training images for PAR as the official ExCEL passes them.

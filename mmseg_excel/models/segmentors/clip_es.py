@@ -32,6 +32,7 @@ from torch import Tensor
 
 from ..pseudo_labels.affinity import AttentionAffinity, minmax_upsample
 from ..pseudo_labels.crf import DenseCRF, clip_es_prob
+from ..pseudo_labels.generator import stack_cls_labels
 from ..pseudo_labels.gradcam import SoftmaxGradCAM
 from ..text.clip_text import (encode_class_texts, get_clip_tokenizer,
                               load_clip_model)
@@ -158,19 +159,15 @@ class CLIPES(BaseSegmentor):
         return self
 
     # ------------------------------------------------------------------
-    @staticmethod
-    def present_classes(data_sample: SegDataSample) -> Tensor:
+    def present_classes(self, data_sample: SegDataSample) -> Tensor:
         """0-based foreground ids of ``gt_cls_label`` (ascending).
 
         The official order is the XML first-appearance order; every step is
         equivariant to the class order (softmax, per-class CAA, Potts CRF),
         so only exact argmax ties could differ.
         """
-        if not hasattr(data_sample, 'gt_cls_label'):
-            raise KeyError(
-                'CLIP-ES needs image-level labels: every data sample must '
-                'carry gt_cls_label (LoadImageLevelLabels + PackWSSSInputs)')
-        return torch.nonzero(data_sample.gt_cls_label > 0).flatten().long()
+        labels = stack_cls_labels([data_sample], self.num_fg, 'CLIP-ES')[0]
+        return torch.nonzero(labels > 0).flatten().long()
 
     def _network_inputs(self, inputs: Tensor,
                         data_samples: SampleList) -> List[Tensor]:

@@ -24,7 +24,8 @@ from mmseg.utils import (ConfigType, OptConfigType, OptMultiConfig,
                          OptSampleList, SampleList)
 from torch import Tensor
 
-from ..pseudo_labels.generator import denormalize_uint8, present_classes
+from ..pseudo_labels.generator import (denormalize_uint8, present_classes,
+                                       stack_cls_labels)
 
 
 @MODELS.register_module()
@@ -147,12 +148,9 @@ class ExCEL(BaseSegmentor):
         """Patch-text maps (§3) of the foreground classes, (B, P, K_fg)."""
         return self.cam_head(image_features, self.text_head())[1]
 
-    @staticmethod
-    def _cls_labels(data_samples: SampleList) -> Tensor:
-        if not all(hasattr(ds, 'gt_cls_label') for ds in data_samples):
-            raise KeyError('ExCEL needs image-level labels: every data sample '
-                           'must carry gt_cls_label (PackWSSSInputs)')
-        return torch.stack([ds.gt_cls_label for ds in data_samples]).float()
+    def _cls_labels(self, data_samples: SampleList) -> Tensor:
+        """(B, K_fg) image-level labels, length-checked against the model."""
+        return stack_cls_labels(data_samples, self.text_head.num_fg, 'ExCEL')
 
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
         """One ExCEL training step (§8.3); see the module docstring.
