@@ -17,9 +17,10 @@ by ``LoadImageFromFile`` (as the official ``robust_read_image``).
 """
 import os.path as osp
 import re
-from typing import Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from mmseg.registry import DATASETS
+from .image_labels import label_list_has_ids, read_coco_label_list
 from .voc_wsss import voc_colormap
 from .wsss_dataset import BaseWSSSDataset
 
@@ -49,17 +50,72 @@ class COCOWSSSDataset(BaseWSSSDataset):
     """MS COCO 2014 (VOC-style masks) with image-level labels.
 
     81 classes incl. background. See :class:`BaseWSSSDataset` for the
-    arguments (``ann_file``, ``cls_labels_file``, ``pseudo_seg_map_dir``,
-    ...). Image ids are full names ``COCO_{train,val}2014_<12 digits>``.
+    arguments (``ann_file``, ``cls_labels_file``, ``label_source``,
+    ``pseudo_seg_map_dir``, ...). Image ids are full names
+    ``COCO_{train,val}2014_<12 digits>``.
+
+    The official image-level labels (``label_source='list'``) are the
+    0-based category indices listed after each name in CLIP-ES's
+    ``coco14/train.txt`` (computed from the instance annotations, so a class
+    hidden when the masks were rendered keeps its label). ``'auto'`` uses
+    them when ``label_list_file`` is given, or when the split file itself
+    carries the indices.
+
+    Args:
+        label_list_file (str | list[str], optional): The label list(s),
+            relative to ``data_root`` (several are merged, e.g. the train and
+            val lists). Defaults to the split file when its lines carry class
+            indices.
     """
     METAINFO = dict(classes=COCO_WSSS_CLASSES, palette=voc_colormap(81))
+    OFFICIAL_LABEL_SOURCE = 'list'
 
     def __init__(self,
                  ann_file: str = 'ImageSets/train.txt',
                  data_prefix: dict = dict(
                      img_path='JPEGImages', seg_map_path='SegmentationClass'),
+                 label_list_file: Union[str, Sequence[str], None] = None,
                  **kwargs) -> None:
+        if isinstance(label_list_file, str):
+            label_list_file = [label_list_file]
+        self.label_list_file = [
+            self._join_root(kwargs.get('data_root'), p)
+            for p in label_list_file
+        ] if label_list_file else None
         super().__init__(ann_file=ann_file, data_prefix=data_prefix, **kwargs)
+
+    def _label_lists(self) -> List[str]:
+        """The label list files in use (empty: there is none)."""
+        if self.label_list_file:
+            return list(self.label_list_file)
+        if self.backend_args is None and osp.isfile(self.ann_file) and \
+                label_list_has_ids(self.ann_file):
+            return [self.ann_file]
+        return []
+
+    def official_labels_available(self) -> bool:
+        """A label list is given, or the split file carries indices."""
+        paths = self._label_lists()
+        return bool(paths) and all(osp.isfile(p) for p in paths)
+
+    def official_labels_location(self) -> str:
+        return 'COCO label list ' + ', '.join(self._label_lists())
+
+    def read_official_labels(self, ids: List[str]) -> Dict[str, List[int]]:
+        """Class ids of ``ids`` from the label list(s)."""
+        paths = self._label_lists()
+        if not paths:
+            raise FileNotFoundError(
+                "label_source='list': no COCO label list: set "
+                f'label_list_file (the split file {self.ann_file} lists no '
+                'class indices)')
+        out: Dict[str, List[int]] = {}
+        for path in paths:
+            out.update(
+                read_coco_label_list(
+                    path, len(self.label_classes),
+                    img_suffix=self.img_suffix))
+        return out
 
     def sample_paths(self, img_id: str) -> Tuple[str, Optional[str]]:
         """``JPEGImages/<subset>/<id>.jpg``, ``SegmentationClass/<subset>/

@@ -22,15 +22,30 @@ only background/ignore pixels maps to ``[]``. A plain
 The multi-hot vector fed to the model (``gt_cls_label``) has one entry per
 foreground class: entry ``c - 1`` is 1 when class id ``c`` is present, as the
 official ``cls_labels_onehot.npy`` (length ``K_fg``, no background entry).
+
+The official label sources are read and written here as well
+(``tools/dataset_converters/README.md``):
+
+* ``cls_labels_onehot.npy`` — the file every official WSSS repository reads:
+  ``np.save`` of a pickled dict ``image name → float32 one-hot`` of length
+  ``K_fg`` (:func:`write_onehot_npy`, :func:`read_onehot_npy`;
+  :func:`read_labels_file` accepts it too);
+* PASCAL VOC ``Annotations/<id>.xml`` — the distinct ``<object><name>`` of the
+  image, difficult and truncated objects included (:func:`read_voc_xml_labels`);
+* the COCO label list (``coco14/train.txt`` of CLIP-ES): one line per image,
+  ``<image name>[.jpg] <id> <id> ...`` with 0-based category indices 0..79
+  (:func:`read_coco_label_list`).
 """
 import json
 import os
 import os.path as osp
+import xml.etree.ElementTree as ET
 from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
 LABELS_FILE_FORMAT = 'mmseg_excel.image_labels/v1'
+NPY_MAGIC = b'\x93NUMPY'
 
 
 def class_ids_from_mask(mask: np.ndarray,
@@ -118,8 +133,11 @@ def read_labels_file(
         classes: Optional[Sequence[str]] = None) -> Dict[str, List[int]]:
     """Read a labels file written by ``tools/dataset_converters``.
 
+    The official ``cls_labels_onehot.npy`` (recognised by its NumPy magic,
+    whatever its name) is read by :func:`read_onehot_npy`.
+
     Args:
-        path (str): The ``.json`` labels file.
+        path (str): The ``.json`` labels file (or ``.npy`` one-hot file).
         num_classes (int, optional): If given, every id must lie in
             ``[1, num_classes)``.
         classes (Sequence[str], optional): If given and the file stores class
@@ -135,6 +153,8 @@ def read_labels_file(
     """
     if not osp.isfile(path):
         raise FileNotFoundError(f'labels file not found: {path}')
+    if is_npy_file(path):
+        return read_onehot_npy(path, num_classes=num_classes)
     try:
         with open(path, encoding='utf-8') as f:
             payload = json.load(f)
@@ -171,4 +191,164 @@ def read_labels_file(
                     f'{path}: image {key!r} lists class id(s) {bad} outside '
                     f'the foreground range [1, {num_classes - 1}]')
         out[str(key)] = sorted(ids)
+    return out
+
+
+def is_npy_file(path: str) -> bool:
+    """Whether ``path`` starts with the NumPy ``.npy`` magic."""
+    with open(path, 'rb') as f:
+        return f.read(len(NPY_MAGIC)) == NPY_MAGIC
+
+
+def write_onehot_npy(path: str, labels: Mapping[str, Sequence[int]],
+                     num_classes: int) -> None:
+    """Write the official ``cls_labels_onehot.npy`` atomically.
+
+    ``np.save`` of a pickled dict ``image name -> float32 one-hot`` of length
+    ``num_classes - 1`` (entry ``c - 1`` for class id ``c``, no background),
+    read back by the official code with ``np.load(path,
+    allow_pickle=True).item()``.
+
+    Args:
+        path (str): Output ``.npy`` path; parent folders are created.
+        labels (Mapping[str, Sequence[int]]): image id -> class ids.
+        num_classes (int): Number of classes including background.
+    """
+    payload = {
+        str(k): multi_hot(v, num_classes)
+        for k, v in sorted(labels.items())
+    }
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    tmp = f'{path}.tmp{os.getpid()}.npy'
+    np.save(tmp, payload, allow_pickle=True)
+    os.replace(tmp, path)
+
+
+def read_onehot_npy(path: str,
+                    num_classes: Optional[int] = None) -> Dict[str, List[int]]:
+    """Read an official ``cls_labels_onehot.npy`` (see
+    :func:`write_onehot_npy`).
+
+    Args:
+        path (str): The ``.npy`` file.
+        num_classes (int, optional): If given, every vector must have
+            ``num_classes - 1`` entries.
+
+    Returns:
+        dict[str, list[int]]: image id -> sorted foreground class ids
+        (``1 + index`` of every non-zero entry).
+
+    Raises:
+        ValueError: The file holds no ``name -> vector`` dict, or a vector of
+            another length than the dataset's foreground classes.
+    """
+    try:
+        payload = np.load(path, allow_pickle=True)
+    except (OSError, ValueError) as e:
+        raise ValueError(f'{path}: not a readable .npy file ({e})') from e
+    if payload.shape != () or not isinstance(payload.item(), dict):
+        raise ValueError(
+            f'{path}: expected a pickled dict image name -> one-hot vector '
+            f'(cls_labels_onehot.npy), got an array of shape {payload.shape}')
+    out: Dict[str, List[int]] = {}
+    for key, vec in payload.item().items():
+        vec = np.asarray(vec).reshape(-1)
+        if num_classes is not None and vec.size != num_classes - 1:
+            raise ValueError(
+                f'{path}: the label vector of {key!r} has {vec.size} entries '
+                f'but the dataset has {num_classes - 1} foreground classes')
+        out[str(key)] = [int(i) + 1 for i in np.flatnonzero(vec > 0)]
+    return out
+
+
+def read_voc_xml_labels(path: str, classes: Sequence[str]) -> List[int]:
+    """Class ids of a PASCAL VOC annotation ``Annotations/<id>.xml``.
+
+    The official VOC image-level labels: the distinct names of all
+    ``<object>`` elements, difficult and truncated ones included.
+
+    Args:
+        path (str): The XML file.
+        classes (Sequence[str]): Dataset classes, background first; a name's
+            class id is its index.
+
+    Returns:
+        list[int]: Sorted foreground class ids.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: Unparsable XML, or an object name not in ``classes``.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'VOC annotation not found: {path}')
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as e:
+        raise ValueError(f'{path}: not a readable VOC XML annotation '
+                         f'({e})') from e
+    index = {name: i for i, name in enumerate(classes)}
+    ids = set()
+    for obj in root.iter('object'):
+        name = (obj.findtext('name') or '').strip()
+        if name not in index or index[name] == 0:
+            raise ValueError(
+                f'{path}: object name {name!r} is not a foreground class of '
+                f'the dataset ({len(classes) - 1} classes: '
+                f'{list(classes[1:4])}...)')
+        ids.add(index[name])
+    return sorted(ids)
+
+
+def label_list_has_ids(path: str) -> bool:
+    """Whether a split / label list file carries class ids after the names
+    (the COCO label list format of :func:`read_coco_label_list`): some line
+    has more than one token."""
+    with open(path, encoding='utf-8') as f:
+        return any(len(line.split()) > 1 for line in f)
+
+
+def read_coco_label_list(path: str,
+                         num_classes: int,
+                         img_suffix: str = '.jpg') -> Dict[str, List[int]]:
+    """Read the COCO label list (``coco14/train.txt`` of CLIP-ES).
+
+    Each line is ``<image name>[<img_suffix>] <i> <i> ...`` with 0-based
+    category indices ``0 .. num_classes - 2``; they become class ids ``i + 1``
+    (the mask values of the VOC-style COCO masks).
+
+    Args:
+        path (str): The list file.
+        num_classes (int): Number of classes including background.
+        img_suffix (str): Suffix stripped from image names. Defaults to
+            '.jpg'.
+
+    Returns:
+        dict[str, list[int]]: image name (no suffix) -> sorted class ids.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: A non-integer or out-of-range index (line named).
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'COCO label list not found: {path}')
+    out: Dict[str, List[int]] = {}
+    with open(path, encoding='utf-8') as f:
+        for lineno, line in enumerate(f, 1):
+            parts = line.split()
+            if not parts:
+                continue
+            name = parts[0]
+            if img_suffix and name.endswith(img_suffix):
+                name = name[:-len(img_suffix)]
+            try:
+                ids = sorted({int(p) + 1 for p in parts[1:]})
+            except ValueError as e:
+                raise ValueError(f'{path}:{lineno}: class indices must be '
+                                 f'integers, got {parts[1:]}') from e
+            bad = [i - 1 for i in ids if i < 1 or i >= num_classes]
+            if bad:
+                raise ValueError(
+                    f'{path}:{lineno}: {name} lists index(es) {bad} outside '
+                    f'the 0-based range [0, {num_classes - 2}]')
+            out[name] = ids
     return out

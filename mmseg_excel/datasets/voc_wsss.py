@@ -4,13 +4,15 @@
 Layout under ``data_root`` (``data/VOCdevkit/VOC2012``)::
 
     JPEGImages/<id>.jpg
+    Annotations/<id>.xml                 # object names: the official labels
     SegmentationClassAug/<id>.png        # SBD-augmented masks (train_aug+val)
     ImageSets/Segmentation/{train_aug,train,val}.txt   # 10 582 / 1 464 / 1 449
 """
 import os.path as osp
-from typing import Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from mmseg.registry import DATASETS
+from .image_labels import read_voc_xml_labels
 from .wsss_dataset import BaseWSSSDataset
 
 VOC_CLASSES = ('background', 'aeroplane', 'bicycle', 'bird', 'boat', 'bottle',
@@ -40,17 +42,50 @@ class VOCWSSSDataset(BaseWSSSDataset):
 
     21 classes incl. background; masks ``SegmentationClassAug/<id>.png`` with
     ``255`` = ignore. See :class:`BaseWSSSDataset` for the arguments
-    (``ann_file``, ``cls_labels_file``, ``pseudo_seg_map_dir``, ...).
+    (``ann_file``, ``cls_labels_file``, ``label_source``,
+    ``pseudo_seg_map_dir``, ...).
+
+    The official image-level labels (``label_source='xml'``, the default
+    when ``xml_dir`` exists and no ``cls_labels_file`` is given) are the
+    distinct object names of ``<xml_dir>/<id>.xml``, difficult objects
+    included; a class present in the mask only as void, or an object too
+    small to be drawn, still gets its label.
+
+    Args:
+        xml_dir (str): Folder of the VOC XML annotations, relative to
+            ``data_root``. Defaults to 'Annotations'.
     """
     METAINFO = dict(classes=VOC_CLASSES, palette=voc_colormap(21))
+    OFFICIAL_LABEL_SOURCE = 'xml'
 
     def __init__(self,
                  ann_file: str = 'ImageSets/Segmentation/train_aug.txt',
                  data_prefix: dict = dict(
                      img_path='JPEGImages',
                      seg_map_path='SegmentationClassAug'),
+                 xml_dir: str = 'Annotations',
                  **kwargs) -> None:
+        self.xml_dir = self._join_root(kwargs.get('data_root'), xml_dir)
         super().__init__(ann_file=ann_file, data_prefix=data_prefix, **kwargs)
+
+    def official_labels_available(self) -> bool:
+        """``xml_dir`` exists (local files only)."""
+        return self.backend_args is None and osp.isdir(self.xml_dir)
+
+    def official_labels_location(self) -> str:
+        return f'VOC annotations {self.xml_dir}'
+
+    def read_official_labels(self, ids: List[str]) -> Dict[str, List[int]]:
+        """Object names of ``<xml_dir>/<id>.xml`` as class ids."""
+        if not osp.isdir(self.xml_dir):
+            raise FileNotFoundError(
+                f"label_source='xml': VOC annotation folder not found: "
+                f'{self.xml_dir}')
+        classes = self.label_classes
+        return {
+            i: read_voc_xml_labels(osp.join(self.xml_dir, i + '.xml'), classes)
+            for i in ids
+        }
 
     def sample_paths(self, img_id: str) -> Tuple[str, Optional[str]]:
         """``JPEGImages/<id>.jpg`` and ``SegmentationClassAug/<id>.png``."""

@@ -9,6 +9,7 @@ import os.path as osp
 from typing import Any, Dict, List, Optional, Tuple
 
 import mmengine
+from mmengine.logging import print_log
 
 from mmseg.datasets import BaseSegDataset
 from .image_labels import read_labels_file
@@ -34,10 +35,18 @@ class BaseWSSSDataset(BaseSegDataset):
         ann_file (str): Split file, one image id per line (relative paths are
             joined with ``data_root``).
         cls_labels_file (str, optional): Labels file written by
-            ``tools/dataset_converters/*_image_labels.py`` (format in
+            ``tools/dataset_converters/*_image_labels.py`` (JSON, or the
+            official ``cls_labels_onehot.npy``; formats in
             :mod:`mmseg_excel.datasets.image_labels`); relative paths are
-            joined with ``data_root``. Without it the labels are derived from
-            the masks by ``LoadImageLevelLabels``.
+            joined with ``data_root``.
+        label_source (str): Where the image-level labels come from:
+            ``'file'`` (``cls_labels_file``), ``'mask'`` (derived from the
+            ground-truth masks by ``LoadImageLevelLabels``), the dataset's
+            official source (``'xml'`` for VOC, ``'list'`` for COCO, see the
+            subclasses), or ``'auto'`` (default): ``'file'`` when
+            ``cls_labels_file`` is set, else the official source when its
+            files exist, else ``'mask'``. The chosen source is logged and
+            kept in :attr:`label_source_used`.
         pseudo_seg_map_dir (str, optional): Folder of pseudo masks
             ``<img_id><pseudo_seg_map_suffix>`` used for training instead of
             the ground truth (read by ``LoadPseudoSegMap``); relative paths
@@ -49,9 +58,13 @@ class BaseWSSSDataset(BaseSegDataset):
             ``data_prefix``, ``pipeline``, ``indices``, ...).
     """
 
+    #: name of the dataset's official label source (subclasses)
+    OFFICIAL_LABEL_SOURCE: Optional[str] = None
+
     def __init__(self,
                  ann_file: str,
                  cls_labels_file: Optional[str] = None,
+                 label_source: str = 'auto',
                  pseudo_seg_map_dir: Optional[str] = None,
                  pseudo_seg_map_suffix: str = '.png',
                  check_files: bool = True,
@@ -60,6 +73,15 @@ class BaseWSSSDataset(BaseSegDataset):
                  **kwargs) -> None:
         data_root = kwargs.get('data_root')
         self.cls_labels_file = self._join_root(data_root, cls_labels_file)
+        sources = ['auto', 'file', 'mask']
+        if self.OFFICIAL_LABEL_SOURCE:
+            sources.append(self.OFFICIAL_LABEL_SOURCE)
+        if label_source not in sources:
+            raise ValueError(
+                f'{self.__class__.__name__}: label_source must be one of '
+                f'{sources}, got {label_source!r}')
+        self.label_source = label_source
+        self.label_source_used: Optional[str] = None
         self.pseudo_seg_map_dir = self._join_root(data_root,
                                                   pseudo_seg_map_dir)
         self.pseudo_seg_map_suffix = pseudo_seg_map_suffix
@@ -116,29 +138,85 @@ class BaseWSSSDataset(BaseSegDataset):
                              '(ann_file)')
         if self.backend_args is None and not osp.isfile(self.ann_file):
             raise FileNotFoundError(f'split file not found: {self.ann_file}')
-        ids = [
-            line.strip() for line in mmengine.list_from_file(
-                self.ann_file, backend_args=self.backend_args) if line.strip()
-        ]
+        # the image name is the first token of a line (label lists such as
+        # CLIP-ES's coco14/train.txt append class ids and may add the suffix)
+        ids = []
+        for line in mmengine.list_from_file(
+                self.ann_file, backend_args=self.backend_args):
+            if not line.strip():
+                continue
+            name = line.split()[0]
+            if self.img_suffix and name.endswith(self.img_suffix):
+                name = name[:-len(self.img_suffix)]
+            ids.append(name)
         if not ids:
             raise ValueError(f'split file {self.ann_file} lists no image')
         return ids
 
+    @property
+    def label_classes(self) -> List[str]:
+        """Classes the label sources are written in: the original classes
+        when a ``label_map`` maps them to a custom subset."""
+        if self.label_map and self.METAINFO.get('classes'):
+            return list(self.METAINFO['classes'])
+        return list(self._metainfo['classes'])
+
+    def official_labels_available(self) -> bool:
+        """Whether the files of the official label source exist
+        (subclasses)."""
+        return False
+
+    def read_official_labels(self, ids: List[str]) -> Dict[str, List[int]]:
+        """Image-level labels of ``ids`` from the official source
+        (subclasses)."""
+        raise NotImplementedError
+
+    def official_labels_location(self) -> str:
+        """Where the official labels are read from, for messages."""
+        return ''
+
+    def resolve_label_source(self) -> str:
+        """The label source ``'auto'`` stands for (see the class doc)."""
+        if self.label_source != 'auto':
+            return self.label_source
+        if self.cls_labels_file is not None:
+            return 'file'
+        if self.OFFICIAL_LABEL_SOURCE and self.official_labels_available():
+            return self.OFFICIAL_LABEL_SOURCE
+        return 'mask'
+
     def _labels(self, ids: List[str]) -> Optional[Dict[str, List[int]]]:
-        """Image-level labels from ``cls_labels_file`` (or None)."""
-        if self.cls_labels_file is None:
+        """Image-level labels of the chosen source (None: from the masks)."""
+        source = self.resolve_label_source()
+        self.label_source_used = source
+        where = dict(
+            file=self.cls_labels_file,
+            mask='the ground-truth masks').get(
+                source, self.official_labels_location())
+        print_log(
+            f'{self.__class__.__name__} ({osp.basename(self.ann_file)}): '
+            f'image-level labels from {source} ({where})',
+            logger='current')
+        if source == 'mask':
             return None
-        labels = read_labels_file(
-            self.cls_labels_file,
-            num_classes=(len(self.label_map)
-                         if self.label_map else self.num_classes),
-            classes=None if self.label_map else self._metainfo['classes'])
+        if source == 'file':
+            if self.cls_labels_file is None:
+                raise ValueError(
+                    f"{self.__class__.__name__}: label_source='file' needs "
+                    'cls_labels_file')
+            labels = read_labels_file(
+                self.cls_labels_file,
+                num_classes=len(self.label_classes),
+                classes=self.label_classes)
+            where = f'labels file {self.cls_labels_file}'
+        else:
+            labels = self.read_official_labels(ids)
+            where = self.official_labels_location()
         missing = [i for i in ids if i not in labels]
         if missing:
             raise KeyError(
-                f'labels file {self.cls_labels_file} has no entry for '
-                f'{len(missing)} image(s) of {self.ann_file}, first: '
-                f'{missing[0]!r}')
+                f'{where} has no entry for {len(missing)} image(s) of '
+                f'{self.ann_file}, first: {missing[0]!r}')
         return labels
 
     def load_data_list(self) -> List[dict]:

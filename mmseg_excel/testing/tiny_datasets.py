@@ -210,3 +210,43 @@ def make_tiny_coco(root: str,
         bg_only_id=train_ids[0],
         gray_id=gray_id,
         split_files=split_files)
+
+
+def write_voc_annotation(path: str,
+                         objects: Sequence[Tuple[str, int]],
+                         size: Tuple[int, int] = (64, 80)) -> None:
+    """Write a PASCAL VOC ``Annotations/<id>.xml`` (the official layout).
+
+    Args:
+        path (str): Output file; folders are created.
+        objects (Sequence[tuple[str, int]]): ``(class name, difficult)`` per
+            ``<object>``, in file order (names may repeat).
+        size (tuple[int, int]): Image ``(h, w)`` stored in ``<size>``.
+    """
+    h, w = size
+    objs = ''.join(
+        f'<object><name>{name}</name><pose>Unspecified</pose>'
+        f'<truncated>{k % 2}</truncated><difficult>{int(diff)}</difficult>'
+        f'<bndbox><xmin>1</xmin><ymin>1</ymin><xmax>{w // 2}</xmax>'
+        f'<ymax>{h // 2}</ymax></bndbox></object>\n'
+        for k, (name, diff) in enumerate(objects))
+    text = (f'<annotation>\n<folder>VOC2012</folder>\n'
+            f'<filename>{osp.splitext(osp.basename(path))[0]}.jpg</filename>\n'
+            f'<size><width>{w}</width><height>{h}</height><depth>3</depth>'
+            f'</size>\n<segmented>1</segmented>\n{objs}</annotation>\n')
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    with open(path, 'w') as f:
+        f.write(text)
+
+
+def write_coco_label_list(path: str,
+                          labels: Dict[str, Sequence[int]],
+                          suffix: str = '.jpg') -> None:
+    """Write a COCO label list in the layout of CLIP-ES ``coco14/train.txt``:
+    ``<name><suffix> <i> <i> ...`` with 0-based category indices
+    (``class id - 1``)."""
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    with open(path, 'w') as f:
+        for name, ids in labels.items():
+            f.write(' '.join([name + suffix] + [str(i - 1) for i in ids]) +
+                    '\n')

@@ -9,10 +9,15 @@
 #   SegmentationClass/{train,val}/<12 digits>.png
 #   ImageSets/{train,val}.txt   (full image names; train = 82 081 images
 #                                with >= 1 annotation, val = 40 137)
-# Image-level labels: derived from the masks, or (faster) from
+# Image-level labels (`label_source`, default 'auto'): the official label
+# list (CLIP-ES coco14/train.txt, "<name>.jpg <0-based ids>" per line) when
+# `label_list_file='coco14/train.txt'` is set in the training dataset (or the
+# split file carries the ids); else derived from the masks. Or read a labels
+# file (JSON, or the official cls_labels_onehot.npy of ExCEL) written by
 #   python tools/dataset_converters/coco_image_labels.py data/coco2014 \
-#       --split train val --out data/coco2014/cls_labels.json
-# with `cls_labels_file='cls_labels.json'` in the datasets below.
+#       --split train --label-list coco14/train.txt \
+#       --out data/coco2014/cls_labels_onehot.npy
+# with `cls_labels_file='cls_labels_onehot.npy'` in the datasets below.
 dataset_type = 'COCOWSSSDataset'
 data_root = 'data/coco2014'
 crop_size = (320, 320)

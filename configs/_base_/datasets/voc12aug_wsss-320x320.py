@@ -1,15 +1,17 @@
 # PASCAL VOC 2012 + SBD aug for weakly supervised segmentation (ExCEL,
 # EXCEL.md §8.1-8.2). Training samples carry image-level labels only
 # (`gt_cls_label`, multi-hot over the 20 foreground classes); the pixel mask
-# is read to derive them (or not read at all with `cls_labels_file`) and
-# dropped before augmentation. Normalisation (ImageNet mean/std, BGR->RGB) is
-# done by the model's SegDataPreProcessor, not here.
+# is not needed for them and is dropped before augmentation. Normalisation
+# (ImageNet mean/std, BGR->RGB) is done by the model's SegDataPreProcessor.
 #
-# Image-level labels: derived from SegmentationClassAug at load time, or read
-# from a labels file written by
+# Image-level labels (`label_source`, default 'auto'): the official ones, the
+# object names of Annotations/<id>.xml (difficult objects included), whenever
+# that folder exists; else derived from SegmentationClassAug. Switch with
+# `label_source='mask'` or `'xml'` in the datasets below, or read a labels
+# file (JSON, or the official cls_labels_onehot.npy) written by
 #   python tools/dataset_converters/voc_image_labels.py data/VOCdevkit/VOC2012 \
-#       --split train_aug val --out data/VOCdevkit/VOC2012/cls_labels.json
-# by setting `cls_labels_file='cls_labels.json'` in the datasets below.
+#       --split train_aug val --out data/VOCdevkit/VOC2012/cls_labels_onehot.npy
+# by setting `cls_labels_file='cls_labels_onehot.npy'`.
 #
 # GT crop selection switch (EXCEL.md §11 #17): the official VOC crop keeps the
 # first of 10 random crops whose largest GT class covers < 75 % of the
