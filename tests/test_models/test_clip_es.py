@@ -2,12 +2,17 @@
 """CLIPES segmentor: the composed pipeline (GradCAM → CAA → CRF) against the
 building blocks, the output contract, and end-to-end parity with the official
 pseudo masks (clip_es/crf.pt) from clip_es/inputs.pt."""
+import copy
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+from mmengine.config import Config
 from PIL import Image
 
 pytest.importorskip('mmseg.models')
+from mmseg.registry import MODELS  # noqa: E402
 from mmseg.structures import SegDataSample  # noqa: E402
 
 import mmseg_excel  # noqa: E402,F401
@@ -17,6 +22,9 @@ from mmseg_excel.models.pseudo_labels import (AttentionAffinity,  # noqa: E402
 from mmseg_excel.models.segmentors.clip_es import (CLIPES,  # noqa: E402
                                                    clip_es_input)
 
+CONFIGS = Path(__file__).resolve().parents[2] / 'configs' / 'clip_es'
+VOC_CONFIG = CONFIGS / 'clip-es_clip-vit-b16_training-free_voc12aug.py'
+COCO_CONFIG = CONFIGS / 'clip-es_clip-vit-b16_training-free_coco14.py'
 CRF = dict(image_mode='clip_es', unary_dtype='float16',
            confidence_threshold=0.95)
 
@@ -155,19 +163,28 @@ def test_end_to_end_pseudo_masks_match_official(clip_es_parity_dir,
                                                 tmp_path):
     load = lambda n: torch.load(clip_es_parity_dir / n, weights_only=False)  # noqa: E731,E501
     inp, crf, caa = load('inputs.pt'), load('crf.pt'), load('caa.pt')
+    # the shipped VOC config, only the CLIP source overridden: its CRF
+    # parameters, box threshold, layer counts, prompts and names are the
+    # ones under test (the fixture CLIP has ViT-B/16's 12 blocks)
+    cfg = Config.fromfile(str(VOC_CONFIG))
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.clip = dict(
+        model_name=None,
+        pretrained=str(clip_es_parity_dir / inp['clip_file']))
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmseg')
+    model = MODELS.build(model_cfg).eval()
+    # the values the official run used, read from the fixture, are the
+    # config's (a changed config value fails here or in the masks below)
     p = crf['params']
-    model = CLIPES(
-        clip=dict(model_name=None,
-                  pretrained=str(clip_es_parity_dir / inp['clip_file'])),
-        affinity=dict(num_layers=8, box_threshold=float(caa['box_threshold'])),
-        bg_power=float(crf['bg_power']),
-        crf=dict(iter_max=p['iter_max'], pos_xy_std=p['pos_xy_std'],
-                 pos_w=p['pos_w'], bi_xy_std=p['bi_xy_std'],
-                 bi_rgb_std=p['bi_rgb_std'], bi_w=p['bi_w'],
-                 mean_bgr=tuple(crf['mean_bgr']), image_mode='clip_es',
-                 unary_dtype='float16',
-                 confidence_threshold=float(crf['confidence_threshold']),
-                 ignore_index=int(crf['ignore_index']))).eval()
+    for key in ('iter_max', 'pos_xy_std', 'pos_w', 'bi_xy_std', 'bi_rgb_std',
+                'bi_w'):
+        assert model_cfg.crf[key] == p[key], key
+    assert model_cfg.crf.confidence_threshold == crf['confidence_threshold']
+    assert model_cfg.crf.ignore_index == crf['ignore_index']
+    assert model_cfg.affinity.box_threshold == caa['box_threshold']
+    assert model_cfg.bg_power == crf['bg_power']
+    assert tuple(model.crf.mean_bgr) == tuple(crf['mean_bgr'])
     images = [np.asarray(im) for im in inp['images_rgb_uint8']]
     sds = _samples(tmp_path, images, inp['labels'],
                    num_fg=len(model.class_names))
@@ -187,6 +204,26 @@ def test_end_to_end_pseudo_masks_match_official(clip_es_parity_dir,
         assert (got == want).float().mean() > 0.99  # per image
     # README end-to-end bound: >= 99.9 % of the pixels equal
     assert same / total >= 0.999, same / total
+
+
+def test_coco_config_differs_from_voc_only_where_clip_es_does():
+    """The COCO config is the parity-tested VOC model with COCO's names,
+    background prompts and the official COCO box threshold λ = 0.7
+    (``generate_cams_coco14.py``); nothing else may drift."""
+    voc = Config.fromfile(str(VOC_CONFIG)).model.to_dict()
+    coco = Config.fromfile(str(COCO_CONFIG)).model.to_dict()
+    assert coco['affinity'].pop('box_threshold') == 0.7
+    assert voc['affinity'].pop('box_threshold') == 0.4
+    assert (coco.pop('class_names'), coco.pop('bg_names')) == \
+        ('coco_clip_es', 'coco')
+    assert (voc.pop('class_names'), voc.pop('bg_names')) == \
+        ('voc_clip_es', 'voc')
+    assert coco == voc
+    from mmseg_excel.models.text.prompts import (resolve_bg_names,
+                                                 resolve_class_names)
+    assert len(resolve_class_names('coco_clip_es')) == 80
+    assert len(resolve_bg_names('coco')) == 23
+    assert len(resolve_bg_names('voc')) == 25
 
 
 def test_inputs_source_matches_file_source(tiny_model, tmp_path):
