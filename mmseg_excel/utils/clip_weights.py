@@ -57,7 +57,7 @@ def resolve_model_name(model_name: Optional[str]) -> Optional[str]:
     return osp.splitext(osp.basename(path))[0]
 
 
-def tag_needs_quick_gelu(model_name: str, tag: str) -> bool:
+def tag_needs_quick_gelu(model_name: str, tag: Optional[str]) -> bool:
     """True if open_clip's pretrained config of ``(model_name, tag)`` says
     the weights were trained with QuickGELU (every OpenAI tag).
 
@@ -65,6 +65,8 @@ def tag_needs_quick_gelu(model_name: str, tag: str) -> bool:
     for ``pretrained='openai'`` and only warns; OpenAI's weights need
     QuickGELU (``x * sigmoid(1.702 x)``), as the official code runs them.
     """
+    if tag is None:  # random weights: no activation to match
+        return False
     import open_clip
     cfg = open_clip.get_pretrained_cfg(model_name, tag) or {}
     if cfg.get('quick_gelu', False):

@@ -140,3 +140,12 @@ def test_non_quickgelu_tag_keeps_gelu(stub_download):
     import torch.nn as nn
     model = load_clip('ViT-B-16', 'laion2b_s34b_b88k')
     assert _gelu_types(model) == {nn.GELU}
+
+
+def test_random_weights_build_without_download(stub_download):
+    """``pretrained=None`` (``benchmark_train.py --random-weights``): the
+    architecture alone, nothing fetched, no activation check to fail."""
+    assert not tag_needs_quick_gelu('ViT-B-16', None)
+    model = load_clip('ViT-B-16', None)
+    assert model.visual.transformer.layers == 12
+    assert stub_download == []
