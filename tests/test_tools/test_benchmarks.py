@@ -126,6 +126,23 @@ def test_benchmark_train_amp(weights, capsys):
     assert _row(out, 'step (total)')[0] > 0
 
 
+def test_benchmark_train_reference_is_fp32_under_amp():
+    """The step runs the frozen CLIP in fp32 under --amp, so the reference
+    forward must too (a bf16 reference made --amp ratios look 2x worse)."""
+    import torch
+    bench = _load('benchmark_train')
+    seen = []
+
+    class _Model:
+        def backbone(self, imgs):
+            seen.append(torch.is_autocast_enabled(imgs.device.type))
+
+    bench.clip_forward(_Model(), torch.zeros(1, 3, 4, 4), True)
+    with bench.amp_context(torch.device('cpu'), True):
+        seen.append(torch.is_autocast_enabled('cpu'))
+    assert seen == [False, True]
+
+
 def _check_pl_table(out: str, res: dict, stages, batch: int = 2) -> None:
     for stage in list(stages) + ['total']:
         secs, ips = _row(out, stage)

@@ -31,7 +31,9 @@ the model build).
 
 ``--random-weights`` builds CLIP without pretrained weights (same cost) for
 machines without the OpenAI checkpoint; ``--amp`` runs the step under
-``torch.autocast`` (bf16 where supported, as ``tools/train.py --amp``).
+``torch.autocast`` (bf16 where supported, as ``tools/train.py --amp``: the
+decoder in bf16, the frozen CLIP and the pseudo labeler in fp32); the CLIP
+reference is always the fp32 forward.
 
 Example::
 
@@ -231,8 +233,15 @@ def load_config(args) -> Config:
 
 
 def clip_forward(model, imgs, amp: bool) -> None:
-    """The frozen CLIP forward alone (the targets' reference)."""
-    with torch.no_grad(), amp_context(imgs.device, amp):
+    """The frozen CLIP forward alone (the targets' reference).
+
+    Always in fp32: the training step runs the frozen CLIP in fp32 under
+    ``--amp`` too (only the decoder is autocast), so a bf16 reference would
+    make the ratio compare two different forwards. ``amp`` is accepted for
+    the call sites and ignored.
+    """
+    del amp
+    with torch.no_grad():
         model.backbone(imgs)
 
 
