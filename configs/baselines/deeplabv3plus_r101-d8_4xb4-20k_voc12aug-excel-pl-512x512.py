@@ -17,20 +17,11 @@ model = dict(
     # Mean over the kept pixels: pseudo masks ignore (255) a varying share of
     # each batch, which must not scale the loss (mmseg's default divides the
     # sum over kept pixels by all pixels).
+    # (merged into mmseg's CrossEntropyLoss of each head, weights 1.0 / 0.4).
     decode_head=dict(
-        num_classes=21,
-        ignore_index=255,
-        loss_decode=dict(
-            type='CrossEntropyLoss',
-            use_sigmoid=False,
-            loss_weight=1.0,
-            avg_non_ignore=True)),
+        num_classes=21, ignore_index=255,
+        loss_decode=dict(avg_non_ignore=True)),
     auxiliary_head=dict(
-        num_classes=21,
-        ignore_index=255,
-        loss_decode=dict(
-            type='CrossEntropyLoss',
-            use_sigmoid=False,
-            loss_weight=0.4,
-            avg_non_ignore=True)))
+        num_classes=21, ignore_index=255,
+        loss_decode=dict(avg_non_ignore=True)))
 train_dataloader = dict(dataset=dict(pseudo_seg_map_dir='pseudo_labels/excel'))

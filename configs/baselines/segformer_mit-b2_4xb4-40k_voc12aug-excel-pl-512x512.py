@@ -24,11 +24,7 @@ model = dict(
         in_channels=[64, 128, 320, 512],
         num_classes=21,
         ignore_index=255,
-        loss_decode=dict(
-            type='CrossEntropyLoss',
-            use_sigmoid=False,
-            loss_weight=1.0,
-            avg_non_ignore=True)))
+        loss_decode=dict(avg_non_ignore=True)))
 optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',

@@ -194,6 +194,16 @@ def read_labels_file(
     return out
 
 
+def check_labels_cover(labels: Mapping[str, Sequence[int]],
+                       ids: Sequence[str], where: str, split: str) -> None:
+    """Raise ``KeyError`` naming the source and the first image of ``split``
+    that ``labels`` has no entry for."""
+    missing = [i for i in ids if i not in labels]
+    if missing:
+        raise KeyError(f'{where} has no entry for {len(missing)} image(s) '
+                       f'of {split}, first: {missing[0]!r}')
+
+
 def is_npy_file(path: str) -> bool:
     """Whether ``path`` starts with the NumPy ``.npy`` magic."""
     with open(path, 'rb') as f:

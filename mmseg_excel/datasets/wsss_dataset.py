@@ -12,7 +12,7 @@ import mmengine
 from mmengine.logging import print_log
 
 from mmseg.datasets import BaseSegDataset
-from .image_labels import read_labels_file
+from .image_labels import check_labels_cover, read_labels_file
 
 
 class BaseWSSSDataset(BaseSegDataset):
@@ -189,10 +189,13 @@ class BaseWSSSDataset(BaseSegDataset):
         """Image-level labels of the chosen source (None: from the masks)."""
         source = self.resolve_label_source()
         self.label_source_used = source
-        where = dict(
-            file=self.cls_labels_file,
-            mask='the ground-truth masks').get(
-                source, self.official_labels_location())
+        if source == 'file' and self.cls_labels_file is None:
+            raise ValueError(f"{self.__class__.__name__}: label_source='file' "
+                             'needs cls_labels_file')
+        where = {
+            'file': f'labels file {self.cls_labels_file}',
+            'mask': 'the ground-truth masks'
+        }.get(source) or self.official_labels_location()
         print_log(
             f'{self.__class__.__name__} ({osp.basename(self.ann_file)}): '
             f'image-level labels from {source} ({where})',
@@ -200,23 +203,13 @@ class BaseWSSSDataset(BaseSegDataset):
         if source == 'mask':
             return None
         if source == 'file':
-            if self.cls_labels_file is None:
-                raise ValueError(
-                    f"{self.__class__.__name__}: label_source='file' needs "
-                    'cls_labels_file')
             labels = read_labels_file(
                 self.cls_labels_file,
                 num_classes=len(self.label_classes),
                 classes=self.label_classes)
-            where = f'labels file {self.cls_labels_file}'
         else:
             labels = self.read_official_labels(ids)
-            where = self.official_labels_location()
-        missing = [i for i in ids if i not in labels]
-        if missing:
-            raise KeyError(
-                f'{where} has no entry for {len(missing)} image(s) of '
-                f'{self.ann_file}, first: {missing[0]!r}')
+        check_labels_cover(labels, ids, where, self.ann_file)
         return labels
 
     def load_data_list(self) -> List[dict]:

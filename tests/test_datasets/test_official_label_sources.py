@@ -126,18 +126,15 @@ def test_voc_dataset_defaults_to_xml_labels(tmp_path):
     shutil.rmtree(osp.join(info['root'], 'Annotations'))
     ds = _build(type='VOCWSSSDataset', data_root=info['root'], ann_file=ann)
     assert ds.label_source_used == 'mask'
-    with pytest.raises(FileNotFoundError, match='Annotations'):
-        _build(
-            type='VOCWSSSDataset',
-            data_root=info['root'],
-            ann_file=ann,
-            label_source='xml')
-    with pytest.raises(ValueError, match="label_source must be one of"):
-        _build(
-            type='VOCWSSSDataset',
-            data_root=info['root'],
-            ann_file=ann,
-            label_source='list')
+    for source, error, msg in (('xml', FileNotFoundError, 'Annotations'),
+                               ('list', ValueError,
+                                'label_source must be one of')):
+        with pytest.raises(error, match=msg):
+            _build(
+                type='VOCWSSSDataset',
+                data_root=info['root'],
+                ann_file=ann,
+                label_source=source)
 
 
 # ------------------------------------------------------------ COCO list

@@ -18,7 +18,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import mmengine
 
 from mmseg_excel.datasets import write_labels_file, write_onehot_npy
-from mmseg_excel.datasets.image_labels import class_ids_from_mask
+from mmseg_excel.datasets.image_labels import (check_labels_cover,
+                                               class_ids_from_mask)
 from mmseg_excel.datasets.transforms.image_labels import read_class_mask
 
 
@@ -102,12 +103,8 @@ def collect_labels(dataset_cls,
         labels_official: Optional[Dict[str, List[int]]] = None
         if chosen == official or (compare and available):
             read = ds.read_official_labels(ids)
-            missing = [i for i in ids if i not in read]
-            if missing:
-                raise KeyError(
-                    f'{ds.official_labels_location()} has no entry for '
-                    f'{len(missing)} image(s) of {ds.ann_file}, first: '
-                    f'{missing[0]!r}')
+            check_labels_cover(read, ids, ds.official_labels_location(),
+                               ds.ann_file)
             labels_official = {i: read[i] for i in ids}
         items = {}
         for info in infos:
