@@ -15,8 +15,9 @@ and writes one PNG per image (VOC palette, class ids, 255 = ignored). It
 * optionally applies dense CRF (``--crf``; the ``crf`` entry of the config);
 * prints mIoU with ``WSSSIoUMetric`` (per-class IoU / precision / recall /
   confusion ratio table) when the split has ground truth;
-* saves a few side-by-side pictures (image | CAM per class | pseudo mask |
-  ground truth) under ``<out-dir>/vis``.
+* saves a few pictures (image | pseudo mask | ground truth, and the CAM of
+  each class as a heat map; ``WSSSVisualizer``, docs/visualization.md)
+  under ``--show-dir`` (default ``<out-dir>/vis``).
 
 Example::
 
@@ -75,6 +76,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         'settings')
     parser.add_argument(
         '--num-vis', type=int, default=4, help='pictures to save')
+    parser.add_argument(
+        '--show-dir',
+        help='folder of the pictures (default: <out-dir>/vis)')
     parser.add_argument(
         '--max-images', type=int, default=None, help='stop after N images')
     parser.add_argument(
@@ -250,24 +254,31 @@ def load_trained_weights(model: torch.nn.Module, path: str) -> None:
             'tools/model_converters/excel2mmseg.py')
 
 
-def save_vis(path: str, image: np.ndarray, cams: Optional[np.ndarray],
-             pseudo: np.ndarray, gt: Optional[np.ndarray],
-             palette: List[int]) -> None:
-    """image | CAMs | pseudo mask | ground truth, side by side."""
-    pal = np.asarray(palette, dtype=np.uint8).reshape(-1, 3)
-    h, w = pseudo.shape
-    panels = [np.asarray(Image.fromarray(image).resize((w, h)))]
-    if cams is not None:
-        for cam in cams:
-            cam = np.asarray(
-                Image.fromarray((cam * 255).astype(np.uint8)).resize((w, h)),
-                dtype=np.float32) / 255
-            heat = np.stack([cam, 1 - np.abs(2 * cam - 1), 1 - cam], -1)
-            panels.append((0.5 * panels[0] + 127.5 * heat).astype(np.uint8))
-    panels.append(pal[pseudo])
-    if gt is not None:
-        panels.append(pal[gt])
-    Image.fromarray(np.concatenate(panels, axis=1)).save(path)
+def save_vis(visualizer, path: str, image: np.ndarray,
+             cams: Optional[torch.Tensor], cam_classes: Optional[list],
+             pseudo: np.ndarray, gt: Optional[np.ndarray]) -> None:
+    """image | pseudo mask | ground truth, and the CAMs (WSSSVisualizer)."""
+    if image.shape[:2] != pseudo.shape:
+        image = np.asarray(
+            Image.fromarray(image).resize(pseudo.shape[::-1]))
+    visualizer.add_wsss_sample(
+        osp.basename(path),
+        image,
+        out_file=path,
+        maps=None if cams is None else {'CAM': cams},
+        map_classes=cam_classes,
+        pseudo_label=pseudo,
+        gt=gt)
+
+
+def _cam_classes(out: dict, j: int) -> Optional[list]:
+    """Dataset class ids of the channels of ``cams_highres[j]``."""
+    if out.get('keys') is not None:
+        return out['keys'][j][1:].tolist()
+    if out.get('class_idx') is not None:
+        valid = out['valid'][j]
+        return (out['class_idx'][j][valid] + 1).tolist()
+    return None
 
 
 def pseudo_label_mode(cfg: Config, checkpoint: Optional[str]) -> None:
@@ -340,9 +351,17 @@ def main(argv: Optional[List[str]] = None) -> dict:
     loader = Runner.build_dataloader(loader_cfg)
     dataset = loader.dataset
     palette = voc_palette()
-    vis_dir = osp.join(args.out_dir, 'vis')
+    vis_dir = args.show_dir or osp.join(args.out_dir, 'vis')
+    visualizer = None
     if args.num_vis:
+        from mmseg_excel.visualization import WSSSVisualizer
         os.makedirs(vis_dir, exist_ok=True)
+        visualizer = WSSSVisualizer(name='generate_pseudo_labels')
+        visualizer.set_dataset_meta(
+            list(dataset.metainfo['classes']),
+            list(dataset.metainfo.get('palette')
+                 or np.asarray(palette).reshape(-1, 3)[:len(
+                     dataset.metainfo['classes'])].tolist()))
 
     metric = WSSSIoUMetric(prefix='pseudo')
     metric.dataset_meta = dataset.metainfo
@@ -363,7 +382,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
         todo = [
             i for i, p in enumerate(paths) if not (reuse and osp.exists(p))
         ]
-        labels, cams = {}, {}
+        labels, cams, cam_classes = {}, {}, {}
         if todo:
             sub = dict(
                 inputs=[batch['inputs'][i] for i in todo],
@@ -383,6 +402,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
                 write_png_atomic(paths[i], lab, palette)
                 labels[i] = lab
                 cams[i] = _item(out, 'cams_highres', j)
+                cam_classes[i] = _cam_classes(out, j)
                 computed += 1
         for i, s in enumerate(samples):
             if done >= n_total:
@@ -397,13 +417,16 @@ def main(argv: Optional[List[str]] = None) -> dict:
                     s.gt_sem_seg.data[0].long())
             if vis_saved < args.num_vis and i in labels:
                 img = np.asarray(Image.open(s.img_path).convert('RGB'))
-                c = cams.get(i)
+                c, names_c = cams.get(i), cam_classes.get(i)
                 if c is not None:
-                    c = c.float().cpu().numpy().clip(0, 1)
+                    c = c.float().cpu().clamp(0, 1)
+                    if names_c is not None:
+                        c = c[:len(names_c)]
+                    c = c[:, :lab.shape[0], :lab.shape[1]]
                 gt_np = (s.gt_sem_seg.data[0].numpy().astype(np.uint8)
                          if 'gt_sem_seg' in s else None)
-                save_vis(
-                    osp.join(vis_dir, names[i]), img, c, lab, gt_np, palette)
+                save_vis(visualizer, osp.join(vis_dir, names[i]), img, c,
+                         names_c, lab, gt_np)
                 vis_saved += 1
             done += 1
             bar.update()

@@ -31,7 +31,8 @@ class _Vis:
 
 def _runner(model, it):
     palette = [[0, 0, 0], [128, 0, 0], [0, 128, 0]]
-    ds = SimpleNamespace(metainfo=dict(palette=palette))
+    ds = SimpleNamespace(
+        metainfo=dict(classes=('background', 'a', 'b'), palette=palette))
     return SimpleNamespace(
         model=model, iter=it, visualizer=_Vis(),
         train_dataloader=SimpleNamespace(dataset=ds))
@@ -56,20 +57,26 @@ def test_requests_and_draws_pictures():
     runner = _runner(model, 4)  # (4 + 1) % 5 == 0
     hook.before_train_iter(runner, 0)
     assert model.vis_requested is True
-    h, w = 6, 8
+    h, w, t = 6, 8, 14  # t: the visualizer's title strip
     model.vis_cache = dict(
         image=torch.full((3, h, w), 200, dtype=torch.uint8),
         cams=torch.rand(3, h, w),
+        cam_classes=[1, 2, 1],
+        lvc=False,
         pseudo_label=torch.tensor([[0, 1, 2, 255] * 2] * h),
         pred=torch.ones(h, w, dtype=torch.long))
     hook.after_train_iter(runner, 0)
     name, grid, step = runner.visualizer.images[0]
     assert name == 'pseudo_labels' and step == 5
-    # image | 2 CAMs | pseudo | pred
-    assert grid.shape == (h, 5 * w, 3)
-    pseudo = grid[:, 3 * w:4 * w]
-    np.testing.assert_array_equal(pseudo[0, 1], [128, 0, 0])
+    # row 1: image | pseudo | pred; row 2: 2 CAMs (max_vis_classes)
+    assert grid.shape == (2 * (h + t), 3 * w, 3)
+    pseudo = grid[t:t + h, w:2 * w]
+    # class 1 at alpha 0.8 over the grey 200 image; 255 is white
+    np.testing.assert_allclose(pseudo[0, 1], [142, 40, 40], atol=1)
     np.testing.assert_array_equal(pseudo[0, 3], [255, 255, 255])
+    # the third panel of the CAM row is white padding: only 2 maps drawn
+    assert (grid[2 * t + h:, 2 * w:] == 255).all()
+    assert not (grid[2 * t + h:, w:2 * w] == 255).all()
     assert model.vis_cache is None and model.vis_requested is False
 
 

@@ -26,7 +26,8 @@ def _generate(data, clip_file, out_dir, cwd):
     args = [
         sys.executable,
         str(ROOT / 'tools' / 'generate_pseudo_labels.py'), CFG, '--out-dir',
-        str(out_dir), '--device', 'cpu', '--num-vis', '1', '--cfg-options',
+        str(out_dir), '--device', 'cpu', '--num-vis', '1', '--show-dir',
+        str(Path(cwd) / 'show'), '--cfg-options',
         f'pseudo_label_dataloader.dataset.data_root={data["root"]}',
         'pseudo_label_dataloader.num_workers=0', 'model.clip.model_name=None',
         f'model.clip.pretrained={clip_file}',
@@ -49,7 +50,7 @@ def generated(tmp_path_factory, tiny_clip_files):
 
 
 def test_pngs_have_original_size_and_allowed_values(generated):
-    data, out_dir, log, _ = generated
+    data, out_dir, log, tmp = generated
     ids = data['splits']['train_aug']
     assert f'{len(ids)} computed' in log, log[-2000:]
     assert 'pseudo-label mIoU' in log
@@ -66,7 +67,13 @@ def test_pngs_have_original_size_and_allowed_values(generated):
         assert vals <= allowed, (img_id, vals, allowed)
         seen |= vals
     assert len(seen - {0, 255}) > 0  # some foreground somewhere
-    assert any((out_dir / 'vis').iterdir())
+    # --show-dir: the picture of the first image, its CAM row titled
+    first = ids[0]
+    pic = np.asarray(Image.open(tmp / 'show' / f'{first}.png'))
+    w, h = Image.open(data['img_paths'][first]).size
+    rows = 2 if data['labels'][first] else 1
+    assert pic.shape == (rows * (h + 14), 3 * w, 3), pic.shape
+    assert not (out_dir / 'vis').exists()
 
 
 def test_resume_skips_existing_and_recomputes_missing(generated,

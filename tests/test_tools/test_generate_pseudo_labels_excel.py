@@ -99,7 +99,22 @@ def test_one_png_per_image_with_voc_ids(generated):
     assert (bg_only == 0).all()
     # the attribute bank of TSE was built (TSE is part of the config)
     assert any((generated[3] / 'banks').iterdir())
-    assert any((out_dir / 'vis').iterdir())
+    # the picture of the first image (WSSSVisualizer): image | pseudo | gt
+    # in row 1 (titles 14 px), one CAM row per present class set
+    first = ids[0]
+    pic = np.asarray(Image.open(out_dir / 'vis' / f'{first}.png'))
+    w, h = Image.open(data['img_paths'][first]).size
+    rows = 2 if set(data['labels'][first]) - {0} else 1
+    assert pic.shape == (rows * (h + 14), 3 * w, 3), pic.shape
+    lab = np.asarray(Image.open(out_dir / f'{first}.png'))
+    np.testing.assert_array_equal(pic[14:14 + h, :w],
+                                  np.asarray(
+                                      Image.open(data['img_paths'][first])
+                                      .convert('RGB')))
+    # ignored pseudo-label pixels are white in the pseudo panel
+    if (lab == 255).any():
+        y, x = np.argwhere(lab == 255)[0]
+        assert (pic[14 + y, w + x] == 255).all()
 
 
 def test_prints_per_class_iou_table(generated):

@@ -11,29 +11,16 @@ from the iteration (never on equality) makes them idempotent and correct after
 It also logs pseudo-label statistics (the model returns them next to its
 losses under names without ``loss``) and, every ``vis_interval`` iterations,
 asks the model ahead of time to keep a small detached copy of image, CAMs,
-pseudo labels and prediction, which it draws through mmengine's visualizer.
+pseudo labels and prediction, which :class:`WSSSVisualizer` draws and sends
+to the runner's vis backends (local files, TensorBoard, ...).
 """
-from typing import Optional, Sequence
+from typing import Optional
 
-import numpy as np
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
 
-
-def _colorize(label: np.ndarray, palette: Sequence[Sequence[int]]):
-    """Class-id map (H, W) → RGB with the dataset palette; 255 → white."""
-    pal = np.zeros((256, 3), dtype=np.uint8)
-    pal[255] = 255
-    pal[:len(palette)] = np.asarray(palette, dtype=np.uint8)
-    return pal[label.astype(np.int64).clip(0, 255)]
-
-
-def _heat(cam: np.ndarray) -> np.ndarray:
-    """[0, 1] map (H, W) → RGB heat map (blue → red), no cv2 needed."""
-    cam = np.clip(cam, 0, 1)
-    rgb = np.stack([cam, 1 - np.abs(2 * cam - 1), 1 - cam], axis=-1)
-    return (rgb * 255).astype(np.uint8)
+from mmseg_excel.visualization import WSSSVisualizer
 
 
 @HOOKS.register_module()
@@ -87,22 +74,28 @@ class PseudoLabelHook(Hook):
             return
         model.vis_requested = False
         model.vis_cache = None
-        palette = runner.train_dataloader.dataset.metainfo.get('palette')
-        if palette is None:
+        meta = runner.train_dataloader.dataset.metainfo
+        if meta.get('palette') is None:
             raise KeyError('the training dataset has no palette in metainfo')
-        img = vis['image']  # (3, H, W) uint8 RGB
-        panels = [img.permute(1, 2, 0).numpy()]
-        cams = vis.get('cams')  # (K, H, W) in [0, 1]
-        if cams is not None:
-            for k in range(min(self.max_vis_classes, cams.shape[0])):
-                heat = _heat(cams[k].numpy())
-                panels.append((0.5 * heat + 0.5 * panels[0]).astype(np.uint8))
-        panels.append(_colorize(vis['pseudo_label'].numpy(), palette))
-        if vis.get('pred') is not None:
-            panels.append(_colorize(vis['pred'].numpy(), palette))
-        grid = np.concatenate(panels, axis=1)
-        runner.visualizer.add_image(
-            'pseudo_labels', grid, step=runner.iter + 1)
-
+        visualizer = runner.visualizer
+        if not isinstance(visualizer, WSSSVisualizer):
+            # draw with a backend-less WSSSVisualizer, send through the
+            # runner's visualizer (any mmengine Visualizer has add_image)
+            visualizer = WSSSVisualizer(
+                name='pseudo_label_hook', max_maps=self.max_vis_classes)
+        visualizer.set_dataset_meta(
+            list(meta['classes']), list(meta['palette']))
+        visualizer.max_maps = self.max_vis_classes
+        lvc = vis.get('lvc')
+        kind = 'LVC' if lvc else 'CAM'
+        maps = {kind: vis['cams']} if vis.get('cams') is not None else None
+        drawn = visualizer.draw_wsss_sample(
+            vis['image'].permute(1, 2, 0).numpy(),
+            maps=maps,
+            map_classes=vis.get('cam_classes'),
+            pseudo_label=vis['pseudo_label'],
+            pred=vis.get('pred'))
+        runner.visualizer.add_image('pseudo_labels', drawn,
+                                    step=runner.iter + 1)
 
 __all__ = ['PseudoLabelHook']

@@ -195,7 +195,7 @@ class ExCEL(BaseSegmentor):
                                        self.align_corners).argmax(1).detach()
         losses = self.decode_head.loss_by_feat(
             head_out, pseudo, aff_target=aff_target)
-        losses.update(self._pl_stats(pseudo, lvc_active))
+        losses.update(self._pl_stats(pseudo, lvc_active, data_samples))
         losses['pl_aff_pred'] = torch.tensor(
             float(aff_target is not None), device=pseudo.device)
         if self.vis_requested:
@@ -210,25 +210,47 @@ class ExCEL(BaseSegmentor):
         std = self.data_preprocessor.std.flatten().tolist()
         return denormalize_uint8(inputs, mean, std)
 
-    def _pl_stats(self, pseudo: Tensor,
-                  lvc_active: bool) -> Dict[str, Tensor]:
-        """Logged (not back-propagated) pseudo-label statistics."""
+    def _pl_stats(self, pseudo: Tensor, lvc_active: bool,
+                  data_samples: SampleList) -> Dict[str, Tensor]:
+        """Logged (not back-propagated) pseudo-label statistics: foreground
+        ratio, LVC on/off and, when the training pipeline keeps the masks
+        (``LoadImageLevelLabels(keep_mask=True)``), the batch's pseudo-label
+        mIoU (%) against them (pixels ignored in either map left out;
+        classes absent from both left out of the mean)."""
         fg = (pseudo > 0) & (pseudo != 255)
-        return dict(
+        stats = dict(
             pl_fg_ratio=fg.float().mean(),
             pl_lvc=torch.tensor(float(lvc_active), device=pseudo.device))
+        gts = [ds.gt_sem_seg.data[0] for ds in data_samples
+               if 'gt_sem_seg' in ds]
+        if len(gts) == len(data_samples) and all(
+                tuple(g.shape) == tuple(pseudo.shape[1:]) for g in gts):
+            gt = torch.stack(gts).to(pseudo.device).long()
+            n = self.num_classes
+            keep = (gt != 255) & (pseudo != 255)
+            conf = torch.bincount(
+                gt[keep] * n + pseudo[keep], minlength=n * n).view(n, n)
+            inter = conf.diag().float()
+            union = conf.sum(0).float() + conf.sum(1).float() - inter
+            seen = union > 0
+            stats['pl_miou'] = (inter[seen] / union[seen]).mean() * 100 \
+                if seen.any() else pseudo.new_tensor(float('nan')).float()
+        return stats
 
     def _cache_vis(self, inputs: Tensor, pl: dict, seg: Tensor) -> None:
         """Small detached CPU copy of the first image for the hook."""
         mean = self.data_preprocessor.mean.view(3, 1, 1)
         std = self.data_preprocessor.std.view(3, 1, 1)
         img = (inputs[0] * std + mean).clamp(0, 255).byte().cpu()
-        cams = pl['cams_with_bkg'][:, 1:][:, :int(pl['valid'][0].sum())]
+        k = int(pl['valid'][0].sum())
+        cams = pl['cams_with_bkg'][:, 1:][:, :k]
         pred = resize_logits(seg[:1], inputs.shape[-2:],
                              self.align_corners).argmax(1)[0]
         self.vis_cache = dict(
             image=img,
             cams=cams[0].detach().float().cpu(),
+            cam_classes=(pl['class_idx'][0, :k] + 1).tolist(),
+            lvc=bool(self.lvc_active),
             pseudo_label=pl['pseudo_labels'][0].cpu(),
             pred=pred.cpu())
 
