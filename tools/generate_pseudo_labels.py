@@ -40,7 +40,6 @@ import torch.nn.functional as F
 from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
-from mmengine.runner.checkpoint import _load_checkpoint
 from mmengine.utils import ProgressBar
 from PIL import Image
 
@@ -224,36 +223,6 @@ def check_manifest(out_dir: str, settings: dict, overwrite: bool) -> bool:
     return not overwrite
 
 
-def load_trained_weights(model: torch.nn.Module, path: str) -> None:
-    """Load a trained checkpoint strictly.
-
-    Our checkpoints leave out the frozen CLIP (it is rebuilt from its own
-    weights), so exactly the keys the model itself does not save may be
-    missing; any other missing or unexpected key is an error (an
-    unconverted official checkpoint would otherwise drive LVC with a random
-    decoder).
-    """
-    ckpt = _load_checkpoint(path, map_location='cpu')
-    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
-    if not isinstance(state, dict):
-        raise ValueError(f'{path} holds no state dict')
-    state = {
-        (k[7:] if k.startswith('module.') else k): v
-        for k, v in state.items()
-    }
-    saved = set(model.state_dict().keys())
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [k for k in missing if k in saved]
-    if missing or unexpected:
-        raise KeyError(
-            f'{path} does not match {type(model).__name__}: missing '
-            f'{missing[:8]}{" …" if len(missing) > 8 else ""} '
-            f'({len(missing)}), unexpected {unexpected[:8]}'
-            f'{" …" if len(unexpected) > 8 else ""} ({len(unexpected)}). '
-            'Convert official checkpoints with '
-            'tools/model_converters/excel2mmseg.py')
-
-
 def save_vis(visualizer, path: str, image: np.ndarray,
              cams: Optional[torch.Tensor], cam_classes: Optional[list],
              pseudo: np.ndarray, gt: Optional[np.ndarray]) -> None:
@@ -281,30 +250,6 @@ def _cam_classes(out: dict, j: int) -> Optional[list]:
     return None
 
 
-def pseudo_label_mode(cfg: Config, checkpoint: Optional[str]) -> None:
-    """Training-free vs trained pseudo labels (``test_cfg.use_decoder``).
-
-    Unset: trained when ``--checkpoint`` is given, training-free otherwise.
-    A contradiction (trained without weights, or weights for a config that
-    pins the training-free mode) is an error, never a silent random decoder.
-    """
-    test_cfg = cfg.model.get('test_cfg') or {}
-    if cfg.model.get('type') != 'ExCEL':
-        return
-    use = test_cfg.get('use_decoder', None)
-    if use is None:
-        use = checkpoint is not None
-    elif use and checkpoint is None:
-        raise ValueError('model.test_cfg.use_decoder=True needs --checkpoint '
-                         '(the trained decoder drives LVC)')
-    elif not use and checkpoint is not None:
-        raise ValueError(
-            'this config pins training-free pseudo labels '
-            '(model.test_cfg.use_decoder=False) but --checkpoint was given; '
-            'use the training config for trained pseudo labels')
-    cfg.model.test_cfg = dict(test_cfg, use_decoder=bool(use))
-
-
 def _item(out: dict, key: str, j: int):
     """Entry ``j`` of a per-image output (list or batched tensor)."""
     value = out.get(key)
@@ -320,6 +265,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     import mmseg_excel  # noqa: F401
     from mmseg.registry import MODELS
+    from mmseg_excel.apis import load_trained_weights, pseudo_label_mode
     from mmseg_excel.evaluation import WSSSIoUMetric
     from mmseg_excel.evaluation.metrics.wsss_metric import table_rows
 

@@ -4,6 +4,9 @@
 Example::
 
     python tools/test.py CONFIG CHECKPOINT --tta --out work_dirs/preds
+
+``--show-dir DIR`` saves one picture per test image (image | prediction |
+ground truth, ``WSSSVisualizer``) under ``DIR/vis_data/vis_image``.
 """
 import argparse
 import os
@@ -36,6 +39,12 @@ def parse_args() -> argparse.Namespace:
         help='directory where painted images will be saved. If specified, '
         'it will be automatically saved to work_dir/timestamp/show_dir')
     parser.add_argument(
+        '--show-interval',
+        type=int,
+        default=1,
+        help='draw every N-th test batch for --show/--show-dir (mmseg\'s '
+        'hook default is 50; here every batch)')
+    parser.add_argument(
         '--wait-time', type=float, default=2, help='the interval of show (s)')
     parser.add_argument(
         '--cfg-options',
@@ -64,6 +73,7 @@ def trigger_visualization_hook(cfg: Config, args: argparse.Namespace):
     if 'visualization' in default_hooks:
         visualization_hook = default_hooks['visualization']
         visualization_hook['draw'] = True
+        visualization_hook['interval'] = args.show_interval
         if args.show:
             visualization_hook['show'] = True
             visualization_hook['wait_time'] = args.wait_time

@@ -128,6 +128,10 @@ def test_toy_excel_tools_train_resume_test_tta(tmp_path):
                opts, cwd=tmp_path)
     assert re.search(r'resumed epoch: \d+, iter: 4', out), out[-3000:]
     assert (work / 'iter_6.pth').is_file()
+    # the hook's pictures (vis_interval=2) through the local vis backend
+    pics = sorted(p.name for p in work.glob('*/vis_data/vis_image/*.png'))
+    assert pics == ['pseudo_labels_2.png', 'pseudo_labels_4.png',
+                    'pseudo_labels_6.png'], pics
     test = str(ROOT / 'tools' / 'test.py')
     pred_dir = tmp_path / 'preds'
     out = _run([test, str(CONFIG), str(work / 'iter_6.pth'), '--work-dir',
@@ -135,6 +139,15 @@ def test_toy_excel_tools_train_resume_test_tta(tmp_path):
                opts, cwd=tmp_path)
     assert 'mIoU' in out and 'kite' in out
     assert len(list(pred_dir.glob('*.png'))) == 4
+    # --show-dir: image | prediction | ground truth per test image
+    show = tmp_path / 'show'
+    _run([test, str(CONFIG), str(work / 'iter_6.pth'), '--work-dir',
+          str(work / 'test_show'), '--show-dir', str(show), '--cfg-options'] +
+         opts, cwd=tmp_path)
+    from PIL import Image
+    drawn = sorted(show.glob('vis_data/vis_image/test_*.png'))
+    assert len(drawn) == 4, sorted(show.glob('**/*'))
+    assert np.asarray(Image.open(drawn[0])).shape == (96 + 14, 3 * 96, 3)
     out = _run([test, str(CONFIG), str(work / 'iter_6.pth'), '--work-dir',
                 str(work / 'test_tta'), '--tta', '--cfg-options'] + opts,
                cwd=tmp_path)
