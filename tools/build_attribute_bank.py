@@ -8,28 +8,53 @@ Example (the authors' VOC setting)::
         --clip-model ViT-B-16 --pretrained openai \\
         --num-clusters 112 --seed 0 --out work_dirs/voc_bank_112.pt
 
+A dataset without written descriptions (docs/custom_dataset.md) can start
+from its class names and generic templates only: ``--class-names cat dog
+--write-descriptions descriptions.json`` writes the fallback descriptions
+(``--templates``, default the ``descriptions`` set) and builds the bank from
+them.
+
 Point ``tse.bank_file`` of an ``ExCELTextHead`` config at the output. The
 file records the CLIP text-tower fingerprint, the class order, the sha256 of
 the descriptions and the clustering settings; a model with another CLIP,
 other classes or other descriptions refuses it.
 """
 import argparse
+import os.path as osp
 import sys
 import time
 
 import torch
 
-from mmseg_excel.models.text import (build_attribute_bank, get_clip_tokenizer,
-                                     load_clip_model, save_attribute_bank)
+from mmseg_excel.models.text import (build_attribute_bank,
+                                     descriptions_from_templates,
+                                     get_clip_tokenizer, load_clip_model,
+                                     resolve_templates, save_attribute_bank,
+                                     write_descriptions)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     """Command-line arguments."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument(
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument(
         '--descriptions',
-        required=True,
         help='JSON: class name -> list of description sentences')
+    src.add_argument(
+        '--class-names',
+        nargs='+',
+        help='fallback without descriptions: foreground class names (in '
+        'the dataset order), described by --templates')
+    p.add_argument(
+        '--templates',
+        nargs='+',
+        default=['descriptions'],
+        help='with --class-names: template set name or templates with {} '
+        '(default: the generic "descriptions" set)')
+    p.add_argument(
+        '--write-descriptions',
+        help='with --class-names: where the fallback descriptions JSON is '
+        'written (the config\'s tse.descriptions); default: next to --out')
     p.add_argument(
         '--clip-model',
         default=None,
@@ -78,6 +103,17 @@ def main(argv=None) -> int:
     """Entry point."""
     args = parse_args(argv)
     t0 = time.time()
+    if args.class_names:
+        templates = resolve_templates(
+            args.templates[0] if len(args.templates) == 1 else args.templates)
+        desc = descriptions_from_templates(args.class_names, templates)
+        args.descriptions = args.write_descriptions or (
+            osp.splitext(args.out)[0] + '_descriptions.json')
+        write_descriptions(args.descriptions, desc)
+        print(f'fallback descriptions ({len(templates)} templates x '
+              f'{len(desc)} classes) written to {args.descriptions}')
+    elif args.write_descriptions:
+        raise SystemExit('--write-descriptions needs --class-names')
     print(f'loading CLIP {args.clip_model} ({args.pretrained})', flush=True)
     model = load_clip_model(args.clip_model, args.pretrained, args.cache_dir)
     model = model.to(torch.device(args.device))

@@ -196,10 +196,12 @@ def export_settings(cfg: Config, args: argparse.Namespace,
 def check_manifest(out_dir: str, settings: dict, overwrite: bool) -> bool:
     """Write ``manifest.json``; refuse a folder made with other settings.
 
-    Returns True when existing masks may be reused (same settings).
+    Returns True when existing masks may be reused (same settings). A
+    manifest without masks (a run that wrote none) is simply replaced.
     """
     path = osp.join(out_dir, 'manifest.json')
-    if osp.exists(path):
+    has_pngs = any(n.endswith('.png') for n in os.listdir(out_dir))
+    if osp.exists(path) and has_pngs:
         with open(path) as f:
             old = json.load(f)
         if old == settings:
@@ -211,8 +213,7 @@ def check_manifest(out_dir: str, settings: dict, overwrite: bool) -> bool:
                 f'{out_dir} holds pseudo labels made with other settings '
                 f'(differing: {", ".join(diff)}; see {path}); use another '
                 '--out-dir or pass --overwrite to recompute every mask')
-    elif not overwrite and any(
-            n.endswith('.png') for n in os.listdir(out_dir)):
+    elif not overwrite and has_pngs and not osp.exists(path):
         raise RuntimeError(
             f'{out_dir} holds PNGs but no manifest.json, so their settings '
             'are unknown; use another --out-dir or pass --overwrite')

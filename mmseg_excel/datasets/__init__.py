@@ -1,8 +1,10 @@
 # Copyright (c) mmseg-excel contributors. All rights reserved.
 from . import transforms  # noqa: F401
 from .coco_wsss import COCO_WSSS_CLASSES, COCOWSSSDataset
+from .folder_wsss import WSSSFolderDataset
 from .image_labels import (class_ids_from_mask, multi_hot,
                            read_coco_label_list, read_labels_file,
+                           read_named_labels,
                            read_onehot_npy, read_voc_xml_labels,
                            write_labels_file, write_onehot_npy)
 from .voc_wsss import (VOC_CLASSES, VOCLayoutWSSSDataset, VOCWSSSDataset,
@@ -14,5 +16,6 @@ __all__ = [
     'COCOWSSSDataset', 'VOC_CLASSES', 'COCO_WSSS_CLASSES', 'voc_colormap',
     'class_ids_from_mask', 'multi_hot', 'read_labels_file',
     'write_labels_file', 'read_onehot_npy', 'write_onehot_npy',
-    'read_voc_xml_labels', 'read_coco_label_list'
+    'read_voc_xml_labels', 'read_coco_label_list', 'read_named_labels',
+    'WSSSFolderDataset'
 ]

@@ -362,3 +362,91 @@ def read_coco_label_list(path: str,
                     f'the 0-based range [0, {num_classes - 2}]')
             out[name] = ids
     return out
+
+
+def read_named_labels(path: str,
+                      classes: Sequence[str]) -> Dict[str, List[int]]:
+    """Read the image-level labels of a custom dataset (docs/custom_dataset.md).
+
+    Two formats, chosen by the suffix:
+
+    * ``.csv``: a header ``image,labels`` and one row per image; ``labels``
+      holds class names separated by ``;`` (names may contain spaces, e.g.
+      ``potted plant``), empty for a background-only image::
+
+          image,labels
+          0001.jpg,cat;dog
+          0002.jpg,potted plant
+
+    * ``.json``: an object ``{"0001.jpg": ["cat", "dog"], ...}`` (names or
+      class ids of ``classes``).
+
+    Args:
+        path: the labels file.
+        classes: the dataset's classes, background first.
+
+    Returns:
+        image file name (as written) -> sorted foreground class ids.
+
+    Raises:
+        FileNotFoundError / ValueError naming the file, the row and the bad
+        name.
+    """
+    import csv
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'labels file not found: {path}')
+    index = {name: i for i, name in enumerate(classes)}
+    rows: List[tuple] = []
+    if path.lower().endswith('.csv'):
+        with open(path, newline='', encoding='utf-8') as f:
+            reader = csv.DictReader(f)
+            if reader.fieldnames is None or not {'image', 'labels'} <= set(
+                    reader.fieldnames):
+                raise ValueError(
+                    f'{path}: a labels CSV needs the header "image,labels", '
+                    f'got {reader.fieldnames}')
+            for line, row in enumerate(reader, start=2):
+                names = [
+                    n.strip() for n in (row['labels'] or '').split(';')
+                    if n.strip()
+                ]
+                rows.append((f'line {line}', row['image'].strip(), names))
+    elif path.lower().endswith('.json'):
+        try:
+            with open(path, encoding='utf-8') as f:
+                payload = json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f'{path}: not valid JSON ({e})') from e
+        if not isinstance(payload, dict):
+            raise ValueError(f'{path}: expected an object image -> labels')
+        for key, names in payload.items():
+            if not isinstance(names, list):
+                raise ValueError(f'{path}: labels of {key!r} must be a list')
+            rows.append((repr(key), key, names))
+    else:
+        raise ValueError(f'{path}: labels file must be .csv or .json')
+    out: Dict[str, List[int]] = {}
+    for where, image, names in rows:
+        if not image:
+            raise ValueError(f'{path} {where}: empty image name')
+        if image in out:
+            raise ValueError(f'{path} {where}: image {image!r} listed twice')
+        ids = set()
+        for n in names:
+            if isinstance(n, int) and not isinstance(n, bool):
+                cid = n
+            elif n in index:
+                cid = index[n]
+            else:
+                raise ValueError(
+                    f'{path} {where}: unknown class {n!r} (classes: '
+                    f'{list(classes[1:])[:10]}'
+                    f'{" …" if len(classes) > 11 else ""})')
+            if not 0 < cid < len(classes):
+                raise ValueError(f'{path} {where}: {n!r} is not a '
+                                 'foreground class (background is implicit)')
+            ids.add(cid)
+        out[image] = sorted(ids)
+    if not out:
+        raise ValueError(f'{path}: lists no image')
+    return out

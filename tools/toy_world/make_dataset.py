@@ -15,6 +15,11 @@ split uses ``--test-seed`` (default ``seed + 1000``), so it shares no random
 stream with train/val or with the CLIP pretraining. The same arguments give
 byte-identical files.
 
+``--layout folder`` writes it as a custom dataset instead
+(docs/custom_dataset.md): ``images/<id>.png``, ``masks/<id>.png``,
+``labels_{train,val,test}.csv`` (``image,labels`` with class names joined by
+``;``), ``classes.txt`` and ``meta.json``.
+
 Tiny world for CI::
 
     python tools/toy_world/make_dataset.py --out /tmp/toy \
@@ -50,6 +55,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--num-train', type=int, default=2000)
     p.add_argument('--num-val', type=int, default=500)
     p.add_argument('--num-test', type=int, default=500)
+    p.add_argument(
+        '--layout',
+        choices=['voc', 'folder'],
+        default='voc',
+        help='VOC folder layout (default) or the custom-dataset folder '
+        'layout of docs/custom_dataset.md')
     return p.parse_args(argv)
 
 
@@ -117,6 +128,33 @@ def generate(out: str, seed: int, test_seed: int, size: int,
     return ids
 
 
+def to_folder_layout(out: str, ids: Dict[str, List[str]]) -> None:
+    """Rewrite a rendered VOC-layout world as a custom folder dataset."""
+    import csv
+    import shutil
+    with open(osp.join(out, 'cls_labels.json')) as f:
+        labels = json.load(f)
+    with open(osp.join(out, 'meta.json')) as f:
+        classes = json.load(f)['classes']
+    for src, dst in (('JPEGImages', 'images'),
+                     ('SegmentationClassAug', 'masks')):
+        shutil.rmtree(osp.join(out, dst), ignore_errors=True)
+        os.replace(osp.join(out, src), osp.join(out, dst))
+    for split, names in ids.items():
+        with open(osp.join(out, f'labels_{split}.csv'), 'w',
+                  newline='') as f:
+            w = csv.writer(f)
+            w.writerow(['image', 'labels'])
+            for sid in names:
+                w.writerow([
+                    sid + '.png', ';'.join(classes[c] for c in labels[sid])
+                ])
+    with open(osp.join(out, 'classes.txt'), 'w') as f:
+        f.write(''.join(c + '\n' for c in classes))
+    shutil.rmtree(osp.join(out, 'ImageSets'))
+    os.remove(osp.join(out, 'cls_labels.json'))
+
+
 def main(argv=None) -> None:
     """Entry point."""
     args = parse_args(argv)
@@ -125,7 +163,9 @@ def main(argv=None) -> None:
     for k, v in counts.items():
         if v < 0:
             raise ValueError(f'--num-{k} must be >= 0, got {v}')
-    generate(args.out, args.seed, test_seed, args.size, counts)
+    ids = generate(args.out, args.seed, test_seed, args.size, counts)
+    if args.layout == 'folder':
+        to_folder_layout(args.out, ids)
     print(f'wrote {sum(counts.values())} images ({counts}) to {args.out}')
 
 

@@ -7,6 +7,7 @@ training pipeline it leaves no pixel label behind, so nothing downstream can
 use one. :class:`DropGTSegMap` removes a mask that was kept on purpose (the
 documented ``cat_max_ratio`` crop switch) once it is no longer needed.
 """
+import os.path as osp
 from typing import List, Optional
 
 import mmcv
@@ -78,8 +79,10 @@ class LoadImageLevelLabels(BaseTransform):
     ``cls_label_ids``; ``gt_seg_map`` only with ``keep_mask``.
 
     Args:
-        keep_mask (bool): Keep the pixel mask in the results. Defaults to
-            False.
+        keep_mask (bool | str): Keep the pixel mask in the results.
+            ``'auto'``: keep it when the sample's ``seg_map_path`` names an
+            existing file (a custom dataset whose training images may lack
+            masks, scored where they exist). Defaults to False.
         num_classes (int, optional): Classes incl. background; defaults to
             ``results['num_classes']``.
         ignore_index (int): Ignored mask value. Defaults to 255.
@@ -94,6 +97,9 @@ class LoadImageLevelLabels(BaseTransform):
                  imdecode_backend: str = 'pillow',
                  backend_args: Optional[dict] = None) -> None:
         super().__init__()
+        if keep_mask not in (True, False, 'auto'):
+            raise ValueError(f"keep_mask must be True, False or 'auto', got "
+                             f'{keep_mask!r}')
         self.keep_mask = keep_mask
         self.num_classes = num_classes
         self.ignore_index = ignore_index
@@ -145,11 +151,16 @@ class LoadImageLevelLabels(BaseTransform):
     def transform(self, results: dict) -> dict:
         """Compute ``gt_cls_label``; drop or keep the mask."""
         num_classes = self._num_classes(results)
+        keep = self.keep_mask
+        if keep == 'auto':
+            path = results.get('seg_map_path')
+            keep = results.get('gt_seg_map') is not None or bool(
+                path and osp.isfile(path))
         mask = results.get('gt_seg_map')
         source = results.get('seg_map_path', '<gt_seg_map>')
         if results.get('cls_label_ids') is not None:
             ids = self._map_ids(list(results['cls_label_ids']), results)
-            if self.keep_mask and mask is None:
+            if keep and mask is None:
                 mask = self._load_mask(results)
         else:
             if mask is None:
@@ -159,7 +170,7 @@ class LoadImageLevelLabels(BaseTransform):
         results['cls_label_ids'] = ids
         results['gt_cls_label'] = multi_hot(ids, num_classes)
 
-        if self.keep_mask:
+        if keep:
             results['gt_seg_map'] = mask
             seg_fields = results.setdefault('seg_fields', [])
             if 'gt_seg_map' not in seg_fields:

@@ -25,7 +25,7 @@ import os.path as osp
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -107,6 +107,33 @@ def load_descriptions(path: str) -> Dict[str, List[str]]:
                 f'descriptions file {path}: class {name!r} must map to a '
                 'non-empty list of non-empty strings')
     return data
+
+
+def descriptions_from_templates(
+        class_names: Sequence[str],
+        templates: Sequence[str]) -> Dict[str, List[str]]:
+    """Fallback descriptions from class names and prompt templates only
+    (no LLM): ``{name: [t.format(name) for t in templates]}``
+    (docs/custom_dataset.md)."""
+    if not class_names:
+        raise ValueError('no class names given')
+    if len(set(class_names)) != len(class_names):
+        raise ValueError(f'class names repeat: {list(class_names)}')
+    bad = [t for t in templates if '{}' not in t]
+    if not templates or bad:
+        raise ValueError(f'templates must each hold "{{}}", got {bad or []}')
+    return {n: [t.format(n) for t in templates] for n in class_names}
+
+
+def write_descriptions(path: str, descriptions: Dict[str,
+                                                     List[str]]) -> None:
+    """Write a descriptions JSON (class name -> sentences), UTF-8."""
+    d = osp.dirname(path)
+    if d:
+        os.makedirs(d, exist_ok=True)
+    with open(path, 'w', encoding='utf-8') as f:
+        json.dump(descriptions, f, indent=1, ensure_ascii=False)
+        f.write('\n')
 
 
 # ------------------------------------------------------------------- building

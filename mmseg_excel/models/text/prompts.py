@@ -99,9 +99,27 @@ BACKGROUND_SETS: Dict[str, Tuple[str, ...]] = {
     'none': (),
 }
 
+#: Generic sentences for a class without written descriptions: the
+#: fallback descriptions of ``tools/build_attribute_bank.py --class-names``
+#: (docs/custom_dataset.md). They describe views, sizes and parts, as the
+#: LLM-written descriptions of ExCEL's attribute bank describe attributes.
+DESCRIPTION_TEMPLATES: Tuple[str, ...] = (
+    'a photo of a {}.',
+    'a close-up photo of a {}.',
+    'a photo of a small {}.',
+    'a photo of a large {}.',
+    'a cropped photo of a {}.',
+    'a photo of the {} seen from the side.',
+    'the shape of a {}.',
+    'the texture of a {}.',
+    'the colour of a {}.',
+    'a part of a {}.',
+)
+
 #: Template lists by config name.
 TEMPLATE_SETS: Dict[str, Tuple[str, ...]] = {
     'origami': (ORIGAMI_TEMPLATE, ),
+    'descriptions': DESCRIPTION_TEMPLATES,
 }
 
 NameSpec = Union[str, Sequence[str], None]

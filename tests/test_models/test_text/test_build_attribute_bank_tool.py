@@ -60,3 +60,48 @@ def test_tool_builds_loadable_bank(tiny_clip_files, tmp_path, capsys):
             clip=clip,
             class_names=classes,
             tse=dict(bank_file=str(out), num_clusters=7))
+
+
+def test_fallback_from_class_names(tiny_clip_files, tmp_path, capsys):
+    """--class-names: generic-template descriptions written and clustered;
+    a text head with those classes accepts the bank."""
+    torch.set_num_threads(1)
+    out = tmp_path / 'bank.pt'
+    desc = tmp_path / 'sub' / 'fallback.json'
+    rc = _tool().main([
+        '--class-names', 'potted plant', 'moon', '--write-descriptions',
+        str(desc), '--clip-model', tiny_clip_files['name'], '--pretrained',
+        tiny_clip_files['open_clip'], '--num-clusters', '4', '--n-init', '2',
+        '--out', str(out)
+    ])
+    assert rc == 0
+    written = json.loads(desc.read_text())
+    assert list(written) == ['potted plant', 'moon']
+    assert written['moon'][0] == 'a photo of a moon.'
+    assert len(written['moon']) == 10
+    bank = load_attribute_bank(str(out))
+    assert bank.class_order == ['potted plant', 'moon']
+    assert tuple(bank.flags.shape) == (2, 4)
+    # explicit templates; the default descriptions path next to --out
+    rc = _tool().main([
+        '--class-names', 'cat', 'dog', '--templates', 'a {} photo.',
+        'the {}.', '--clip-model', tiny_clip_files['name'], '--pretrained',
+        tiny_clip_files['open_clip'], '--num-clusters', '2', '--n-init', '1',
+        '--out', str(tmp_path / 'b2.pt')
+    ])
+    assert json.loads((tmp_path / 'b2_descriptions.json').read_text()) == {
+        'cat': ['a cat photo.', 'the cat.'],
+        'dog': ['a dog photo.', 'the dog.']
+    }
+    with pytest.raises(SystemExit):
+        _tool().main([
+            '--descriptions', str(desc), '--write-descriptions', 'x.json',
+            '--pretrained', 'p', '--num-clusters', '2', '--out', 'o.pt'
+        ])
+    with pytest.raises(ValueError, match='repeat'):
+        _tool().main([
+            '--class-names', 'cat', 'cat', '--clip-model',
+            tiny_clip_files['name'], '--pretrained',
+            tiny_clip_files['open_clip'], '--num-clusters', '2', '--out',
+            str(tmp_path / 'b3.pt')
+        ])
