@@ -1,5 +1,5 @@
 # Copyright (c) mmseg-excel contributors. All rights reserved.
-"""Build the TSE attribute bank offline (EXCEL.md §2.3).
+"""Build the TSE attribute bank offline (docs/methods/excel.md §2.3).
 
 Example (the authors' VOC setting)::
 

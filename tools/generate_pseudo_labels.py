@@ -1,5 +1,6 @@
 # Copyright (c) mmseg-excel contributors. All rights reserved.
-"""Training-free pseudo labels (ExCEL §10, CLIP-ES §6) for a dataset split.
+"""Pseudo labels of a dataset split (ExCEL: docs/methods/excel.md §10 and
+docs/evaluation.md; CLIP-ES: docs/methods/clip_es.md §6).
 
 Runs a config's model over a dataloader of the config (batched, any device)
 and writes one PNG per image (VOC palette, class ids, 255 = ignored). It

@@ -1,4 +1,5 @@
-# Training-free ExCEL pseudo labels (EXCEL.md §10): static CAMs (SVC + TSE +
+# Training-free ExCEL pseudo labels (docs/methods/excel.md §10): static CAMs
+# (SVC + TSE +
 # feature surgery), CAA with the last 6 layers at tau 0.79, PAR; used by
 #   python tools/generate_pseudo_labels.py THIS_CONFIG --out-dir DIR [--crf]
 # on VOC train (1 464 images; "seed" = no CRF, "mask" = with CRF).

@@ -1,5 +1,5 @@
 # Copyright (c) mmseg-excel contributors. All rights reserved.
-"""MS COCO 2014 in VOC-style masks for WSSS (EXCEL.md §8.1, §8.2).
+"""MS COCO 2014 in VOC-style masks for WSSS (docs/methods/excel.md §8.1, §8.2).
 
 Layout under ``data_root`` (``data/coco2014``)::
 
@@ -25,7 +25,8 @@ from .voc_wsss import voc_colormap
 from .wsss_dataset import BaseWSSSDataset
 
 # COCO's 80 categories in category-id order with the VOC spellings used by
-# ExCEL/CLIP-ES (EXCEL.md §2.1-2.2): motorbike, aeroplane, sofa, pottedplant,
+# ExCEL/CLIP-ES (docs/methods/excel.md §2.1-2.2): motorbike, aeroplane, sofa,
+# pottedplant,
 # diningtable, tvmonitor. These are the class-name keys of the text banks.
 COCO_WSSS_CLASSES = (
     'background', 'person', 'bicycle', 'car', 'motorbike', 'aeroplane', 'bus',

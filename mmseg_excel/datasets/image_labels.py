@@ -1,5 +1,6 @@
 # Copyright (c) mmseg-excel contributors. All rights reserved.
-"""Image-level labels of WSSS datasets (EXCEL.md §8.1 "Image-level labels").
+"""Image-level labels of WSSS datasets (docs/methods/excel.md §8.1 "Image-level
+labels").
 
 The only supervision a WSSS training sample carries is the set of foreground
 classes present in the image. This module derives that set from a VOC-style

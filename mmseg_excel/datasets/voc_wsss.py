@@ -1,5 +1,5 @@
 # Copyright (c) mmseg-excel contributors. All rights reserved.
-"""PASCAL VOC 2012 + SBD aug for WSSS (EXCEL.md §8.1, §8.2).
+"""PASCAL VOC 2012 + SBD aug for WSSS (docs/methods/excel.md §8.1, §8.2).
 
 Layout under ``data_root`` (``data/VOCdevkit/VOC2012``)::
 

@@ -1,5 +1,5 @@
 # Copyright (c) mmseg-excel contributors. All rights reserved.
-"""Common base of the WSSS datasets (EXCEL.md §8.1 "Data layout").
+"""Common base of the WSSS datasets (docs/methods/excel.md §8.1 "Data layout").
 
 A WSSS sample is an image, its image-level labels and (for evaluation, or to
 derive the labels) its VOC-style mask. Subclasses only say where an image id's

@@ -1,5 +1,6 @@
 # Copyright (c) mmseg-excel contributors. All rights reserved.
-"""Attribute descriptions of the toy classes (the ExCEL knowledge base, §2.2).
+"""Attribute descriptions of the toy classes (the ExCEL knowledge base,
+docs/methods/excel.md §2.2).
 
 Like the GPT-4 files of ExCEL, every string is ``"a clean origami <class>. "``
 followed by one sentence about a visual attribute; here they are composed

@@ -1,5 +1,5 @@
 # Copyright (c) mmseg-excel contributors. All rights reserved.
-"""One resolver for CLIP weight sources (EXCEL.md §1.1).
+"""One resolver for CLIP weight sources (docs/methods/excel.md §1.1).
 
 ``load_clip(model_name, pretrained)`` accepts
 

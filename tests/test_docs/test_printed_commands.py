@@ -89,7 +89,12 @@ COMMANDS = printed_commands()
 #: scripts whose printed commands need several GPUs; multi-process runs on
 #: CPU (gloo) are not supported yet (open issue: distributed training),
 #: so they are listed here explicitly instead of being silently skipped
-NEEDS_GPUS = {'tools/dist_train.sh': 'multi-GPU training (nccl)'}
+NEEDS_GPUS = {
+    'tools/dist_train.sh': 'multi-GPU training (nccl)',
+    'tools/dist_test.sh': 'multi-GPU testing (nccl)',
+    'tools/slurm_train.sh': 'a slurm cluster with GPUs',
+    'tools/slurm_test.sh': 'a slurm cluster with GPUs',
+}
 
 
 def test_commands_found():

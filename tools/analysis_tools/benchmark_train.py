@@ -8,7 +8,8 @@ optimiser step per iteration, stage by stage:
 
 ====================  =====================================================
 CLIP forward (+SVC)   ``model.extract_feat``: frozen CLIP, no grad
-patch-text maps       ``model.cam_head`` (feature surgery, §3)
+patch-text maps       ``model.cam_head`` (feature surgery,
+docs/methods/excel.md §3)
 LVC re-forward        ``backbone.forward_lvc`` (after the switch only)
 refinement (CAA)      ``pseudo_labeler.affinity``
 PAR                   ``pseudo_labeler.par``

@@ -1,5 +1,6 @@
 # Copyright (c) mmseg-excel contributors. All rights reserved.
-"""Rank prompt templates by the CLIP-ES sharpness criterion (CLIP_ES.md §4.1).
+"""Rank prompt templates by the CLIP-ES sharpness criterion
+(docs/methods/clip_es.md §4.1).
 
 For a template, over the images of a split (image-level labels only), with
 ``s_i1 … s_ik`` the softmax scores of image i's k ground-truth classes::

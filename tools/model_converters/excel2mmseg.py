@@ -1,9 +1,11 @@
 # Copyright (c) mmseg-excel contributors. All rights reserved.
-"""Convert an official ExCEL checkpoint to mmseg-excel names (EXCEL.md §6).
+"""Convert an official ExCEL checkpoint to mmseg-excel names
+(docs/methods/excel.md §6).
 
 The official training script saves ``model.state_dict()`` of the DDP-wrapped
 ``ExCEL_model``: keys may start with ``module.``, and the frozen CLIP weights
-(``encoder.*``, ≈600 MB, quirk 24) are included. Only the trainable head is
+(``encoder.*``, ≈600 MB, official behaviour 24) are included. Only the
+trainable head is
 kept and renamed::
 
     decoder_fts_fuse.linears_modulelist.j.proj.*    → decode_head.layer_projs.j.fc1.*

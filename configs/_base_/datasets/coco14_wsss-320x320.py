@@ -1,5 +1,6 @@
 # MS COCO 2014 (VOC-style masks, 81 classes incl. background) for weakly
-# supervised segmentation (ExCEL, EXCEL.md §8.1-8.2). Training samples carry
+# supervised segmentation (ExCEL, docs/methods/excel.md §8.1-8.2). Training
+# samples carry
 # image-level labels only (`gt_cls_label`, multi-hot over 80 classes); COCO
 # crops are drawn without labels (no cat_max_ratio). Normalisation is done by
 # the model's SegDataPreProcessor.
@@ -57,7 +58,8 @@ train_dataloader = dict(
             img_path='JPEGImages', seg_map_path='SegmentationClass'),
         ann_file='ImageSets/train.txt',
         pipeline=train_pipeline))
-# training-time validation: the first 5 000 images of val (EXCEL.md §8.2)
+# training-time validation: the first 5 000 images of val
+# (docs/methods/excel.md §8.2)
 val_dataloader = dict(
     batch_size=1,
     num_workers=4,

@@ -1,5 +1,6 @@
 # PASCAL VOC 2012 + SBD aug for training a plain mmseg segmenter on pseudo
-# masks (CLIP-ES stage 3, CLIP_ES.md §7; ExCEL pseudo masks likewise).
+# masks (CLIP-ES stage 3, docs/methods/clip_es.md §7; ExCEL pseudo masks
+# likewise).
 #
 # Training target: the pseudo mask `<data_root>/<pseudo_seg_map_dir>/<id>.png`
 # written by tools/generate_pseudo_labels.py (class ids, 255 = ignored, e.g.

@@ -1,5 +1,6 @@
 # PASCAL VOC 2012 + SBD aug for weakly supervised segmentation (ExCEL,
-# EXCEL.md §8.1-8.2). Training samples carry image-level labels only
+# docs/methods/excel.md §8.1-8.2). Training samples carry image-level labels
+# only
 # (`gt_cls_label`, multi-hot over the 20 foreground classes); the pixel mask
 # is not needed for them and is dropped before augmentation. Normalisation
 # (ImageNet mean/std, BGR->RGB) is done by the model's SegDataPreProcessor.
@@ -13,7 +14,8 @@
 #       --split train_aug val --out data/VOCdevkit/VOC2012/cls_labels_onehot.npy
 # by setting `cls_labels_file='cls_labels_onehot.npy'`.
 #
-# GT crop selection switch (EXCEL.md §11 #17): the official VOC crop keeps the
+# GT crop selection switch (docs/methods/excel.md §11, official behaviour 17):
+# the official VOC crop keeps the
 # first of 10 random crops whose largest GT class covers < 75 % of the
 # labelled pixels (mmseg `cat_max_ratio=0.75`). This uses the pixel labels and
 # so violates pure image-level supervision; it is OFF by default. To

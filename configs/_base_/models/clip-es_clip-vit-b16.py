@@ -1,4 +1,5 @@
-# CLIP-ES (CLIP_ES.md §1-6): frozen OpenAI CLIP ViT-B/16, Softmax-GradCAM,
+# CLIP-ES (docs/methods/clip_es.md §1-6): frozen OpenAI CLIP ViT-B/16,
+# Softmax-GradCAM,
 # class-aware attention affinity (CAA) and dense CRF with confidence-guided
 # ignoring (255). Training-free: used by tools/generate_pseudo_labels.py.
 # `CLIPES` is registered by mmseg_excel.models.segmentors.clip_es (imported by
@@ -33,7 +34,8 @@ model = dict(
         bi_xy_std=67,
         bi_rgb_std=3,
         bi_w=4,
-        # faithful quirk (§6.2): BGR minus mean, cast to uint8 with wrap-around
+        # official behaviour 7 (docs/methods/clip_es.md §6.2): BGR minus mean,
+        # cast to uint8 with wrap-around
         image_mode='clip_es',
         wrap_uint8=True,
         unary_dtype='float16',

@@ -1,4 +1,5 @@
-# ExCEL model (EXCEL.md §1-8): frozen CLIP ViT-B/16 + SVC, TSE text head,
+# ExCEL model (docs/methods/excel.md §1-8): frozen CLIP ViT-B/16 + SVC, TSE
+# text head,
 # feature-surgery maps, CAA + PAR pseudo labels, ExCELHead with its losses.
 # `num_fg`, class names, the attribute bank and the thresholds are set by the
 # dataset-specific configs.
@@ -8,7 +9,8 @@ data_preprocessor = dict(
     # image to the square training size (docs/evaluation.md)
     type='WSSSDataPreProcessor',
     test_size=(320, 320),
-    # ImageNet statistics on RGB 0-255, NOT CLIP's (EXCEL.md §1.2, quirk 9)
+    # ImageNet statistics on RGB 0-255, NOT CLIP's (docs/methods/excel.md §1.2,
+    # official behaviour 9)
     mean=[123.675, 116.28, 103.53],
     std=[58.395, 57.12, 57.375],
     bgr_to_rgb=True,
@@ -22,7 +24,7 @@ model = dict(
         type='CLIPViTBackbone',
         **clip_source,
         # surgery on the last 5 blocks: the official call says layers=6 but
-        # replaces resblocks[-1..-5] (quirk 1)
+        # replaces resblocks[-1..-5] (official behaviour 1)
         svc=dict(type='SVC', num_blocks=5),
         clean_layer_feats=False),
     text_head=dict(

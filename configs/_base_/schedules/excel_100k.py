@@ -1,4 +1,5 @@
-# COCO schedule (EXCEL.md §8.2): 100k iterations, warmup 200, validation
+# COCO schedule (docs/methods/excel.md §8.2): 100k iterations, warmup 200,
+# validation
 # every 10k; otherwise as excel_30k.py.
 _base_ = ['./excel_30k.py']
 max_iters = 100000

@@ -1,5 +1,7 @@
-# PolyWarmupAdamW of the official code (EXCEL.md §8.1): AdamW lr 1e-4 with the
-# trained head in a x10 group (effective 1e-3, quirk 16), linear warmup from
+# PolyWarmupAdamW of the official code (docs/methods/excel.md §8.1): AdamW lr
+# 1e-4 with the
+# trained head in a x10 group (effective 1e-3, official behaviour 16), linear
+# warmup from
 # 1e-6 over 50 iterations, then poly (power 1) NOT shifted by the warmup.
 max_iters = 30000
 optim_wrapper = dict(

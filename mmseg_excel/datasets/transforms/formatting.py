@@ -1,5 +1,5 @@
 # Copyright (c) mmseg-excel contributors. All rights reserved.
-"""Pack WSSS samples: image-level labels as a data field (STYLE §1 "Do" 3)."""
+"""Pack WSSS samples: image-level labels as a data field of the sample."""
 import numpy as np
 import torch
 from mmcv.transforms import to_tensor

@@ -1,5 +1,5 @@
 # Copyright (c) mmseg-excel contributors. All rights reserved.
-"""Image-level labels inside the data pipeline (EXCEL.md §8.1).
+"""Image-level labels inside the data pipeline (docs/methods/excel.md §8.1).
 
 :class:`LoadImageLevelLabels` turns a sample's class ids (from the labels
 file, or derived from its mask) into the multi-hot ``gt_cls_label``. In a
@@ -197,7 +197,8 @@ class DropGTSegMap(BaseTransform):
     """Remove the ground-truth pixel mask from a training sample.
 
     Used right after mmseg's ``RandomCrop(cat_max_ratio=0.75)`` when the
-    official VOC crop selection (EXCEL.md §8.1 step 3, §11 #17) is switched
+    official VOC crop selection (docs/methods/excel.md §8.1 step 3, §11 #17) is
+    switched
     on: the crop reads the mask, nothing after it may.
 
     Args:

@@ -1,7 +1,8 @@
 # Copyright (c) mmseg-excel contributors. All rights reserved.
 """Load a pseudo mask instead of the ground truth (CLIP-ES stage 3).
 
-CLIP-ES (CLIP_ES.md §6–7) trains a segmentation model on pseudo masks
+CLIP-ES (docs/methods/clip_es.md §6–7) trains a segmentation model on pseudo
+masks
 written by stage 2 (``255`` = low-confidence pixel, ignored by the loss).
 The WSSS datasets add ``pseudo_seg_map_path`` to each sample when built with
 ``pseudo_seg_map_dir``; this transform reads that file. Validation datasets

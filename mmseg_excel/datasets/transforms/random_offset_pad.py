@@ -1,5 +1,6 @@
 # Copyright (c) mmseg-excel contributors. All rights reserved.
-"""Pad to a minimum size at a random offset (EXCEL.md §8.1 step 3).
+"""Pad to a minimum size at a random offset (docs/methods/excel.md §8.1 step
+3).
 
 The official crop pads the image to ``max(crop, H) x max(crop, W)`` with raw
 black (0) at a uniformly random offset, labels with 255, and then takes a

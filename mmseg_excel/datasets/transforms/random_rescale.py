@@ -1,5 +1,6 @@
 # Copyright (c) mmseg-excel contributors. All rights reserved.
-"""Random rescale by a factor of the image's own size (EXCEL.md §8.1 step 1).
+"""Random rescale by a factor of the image's own size (docs/methods/excel.md
+§8.1 step 1).
 
 The official augmentation draws ``f ~ U[0.5, 2.0]`` per image and resizes to
 ``int(f * W) x int(f * H)`` (PIL bilinear for the image, nearest for masks).

@@ -1,5 +1,6 @@
 # Copyright (c) mmseg-excel contributors. All rights reserved.
-"""Pseudo-label hook: drives the iteration switches of ExCEL (§4, §7.2, §8.3).
+"""Pseudo-label hook: drives the iteration switches of ExCEL
+(docs/methods/excel.md §4, §7.2, §8.3).
 
 The hook tells the model the current iteration before every training step
 (``model.set_train_iter(runner.iter)``); the model derives every switch as

@@ -1,7 +1,8 @@
 # Copyright (c) mmseg-excel contributors. All rights reserved.
 """ExCEL's PolyWarmupAdamW learning-rate rule as an mmengine scheduler.
 
-EXCEL.md §8.1, quirk 16. With ``s`` the number of completed updates
+docs/methods/excel.md §8.1, official behaviour 16. With ``s`` the number of
+completed updates
 (0 during the first iteration) and ``base`` a group's initial LR::
 
     s <  warmup_iters: lr = base · (1 − (1 − s/warmup_iters)·(1 − warmup_ratio))

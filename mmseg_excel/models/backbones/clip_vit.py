@@ -1,10 +1,10 @@
 # Copyright (c) mmseg-excel contributors. All rights reserved.
-"""Frozen CLIP ViT image tower with SVC and LVC (EXCEL.md §1, §4).
+"""Frozen CLIP ViT image tower with SVC and LVC (docs/methods/excel.md §1, §4).
 
 Only the visual tower of an open_clip ``CLIP`` is kept, its modules reused by
 reference. The encoder is frozen, always in eval mode, runs under
 ``no_grad`` and is stateless (the positional embedding is interpolated at
-run time from the original grid, never overwritten; quirk 18).
+run time from the original grid, never overwritten; official behaviour 18).
 """
 from typing import List, NamedTuple, Optional, Tuple
 
@@ -42,9 +42,10 @@ class CLIPFeatures(NamedTuple):
     """Encoder outputs (§1.7).
 
     ``image_features`` (B, N, E); ``attn_weights`` (L, B, N, N) (head-mean
-    in standard blocks, head-SUM in surgery blocks, quirk 5); ``all_feats``
+    in standard blocks, head-SUM in surgery blocks, official behaviour 5);
+    ``all_feats``
     (L, B, N, D) per-block tokens before ``ln_post`` (official aliasing of
-    quirk 6 unless ``clean_layer_feats``); ``hw`` the patch grid;
+    official behaviour 6 unless ``clean_layer_feats``); ``hw`` the patch grid;
     ``cache`` the SVC cache for :meth:`CLIPViTBackbone.forward_lvc`
     (``None`` without SVC).
     """
@@ -82,10 +83,12 @@ class CLIPViTBackbone(BaseModule):
         cache_dir: download folder for tags.
         svc: ``dict(type='SVC', num_blocks=5)`` or ``None`` (plain CLIP).
         clean_layer_feats: ``False`` reproduces the official aliasing of the
-            stored per-layer features (quirk 6); ``True`` stores the output of
+            stored per-layer features (official behaviour 6); ``True`` stores
+            the output of
             each block of the original path.
         feature_norm: normalisation of ``image_features``: ``'token'`` (L2
-            along the token axis, quirk 4; official), ``'channel'`` (each token
+            along the token axis, official behaviour 4; official),
+            ``'channel'`` (each token
             over its channels) or ``'none'``. Used with and without SVC.
         lvc_beta, lvc_gamma, lvc_per_image_mean: :func:`lvc_shift` options.
         save_clip_weights: keep the frozen CLIP weights in ``state_dict``.
@@ -271,7 +274,8 @@ class CLIPViTBackbone(BaseModule):
             if self.clean_layer_feats:
                 feats.extend(outs)
             else:
-                # official aliasing (quirk 6): the output of the block before
+                # official aliasing (official behaviour 6): the output of the
+                # block before
                 # the surgery holds the final new path; each surgery block's
                 # output holds the next block's pre-MLP state; the last is
                 # correct.

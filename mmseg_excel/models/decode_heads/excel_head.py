@@ -1,15 +1,18 @@
 # Copyright (c) mmseg-excel contributors. All rights reserved.
 """ExCEL trainable head: multi-layer fusion, transformer decoder, affinity.
 
-EXCEL.md §6 (head), §7 (losses via :meth:`ExCELHead.loss_by_feat`).
+docs/methods/excel.md §6 (head), §7 (losses via
+:meth:`ExCELHead.loss_by_feat`).
 
 Data flow::
 
     per-layer CLIP tokens (L, B, N, D) ─┬─ layer j: Linear(D→C) ReLU Linear(C→C)
                                         └─ concat (B, L·C, h, w) → Conv1x1 → C
-    f = Dropout2d(fused)                                        (§6.1, quirk 15)
+    f = Dropout2d(fused)                                        (§6.1, official
+    behaviour 15)
     seg = Conv1x1(C→K)(TransformerDecoder(f))                   (§6.2)
-    Â   = sigmoid(γ·(G − β·mean(G))),  G = cos-sim of f tokens  (§6.3, quirk 14)
+    Â   = sigmoid(γ·(G − β·mean(G))),  G = cos-sim of f tokens  (§6.3, official
+    behaviour 14)
 
 The segmentation logits, ``f`` and ``Â`` are returned together by
 :meth:`ExCELHead.forward` as a dict ``{'seg', 'fused', 'affinity'}``.
@@ -96,7 +99,8 @@ def predicted_affinity(fused: Tensor,
         gamma: temperature γ (3.0).
         beta: weight of the mean (1.0).
         mean_mode: ``'batch'`` — one scalar mean over the whole (B, P, P)
-            tensor, as the official code (quirk 14: depends on the batch
+            tensor, as the official code (official behaviour 14: depends on the
+            batch
             composition); ``'image'`` — one mean per image.
 
     Returns:
@@ -125,7 +129,8 @@ class ExCELHead(BaseDecodeHead):
 
     Output: ``dict(seg=(B, K, h, w) logits, fused=f (B, C, h, w),
     affinity=Â (B, h·w, h·w))``. ``f`` is taken after the fusion Dropout2d
-    (quirk 15); ``Â`` keeps its graph (the affinity loss trains through it).
+    (official behaviour 15); ``Â`` keeps its graph (the affinity loss trains
+    through it).
 
     Args:
         in_channels: CLIP width D (768 for ViT-B/16).

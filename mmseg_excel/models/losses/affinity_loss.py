@@ -1,5 +1,6 @@
 # Copyright (c) mmseg-excel contributors. All rights reserved.
-"""ExCEL affinity ("diversity") loss and its labels (EXCEL.md §7.2)."""
+"""ExCEL affinity ("diversity") loss and its labels (docs/methods/excel.md
+§7.2)."""
 from typing import Optional, Sequence, Tuple
 
 import torch
@@ -31,7 +32,7 @@ def affinity_labels_from_mask(labels: Tensor,
                               grid: Sequence[int],
                               radius: int,
                               ignore_index: int = 255) -> Tensor:
-    """Pairwise patch labels from a label map (§7.2, quirk 13).
+    """Pairwise patch labels from a label map (§7.2, official behaviour 13).
 
     The map is downsampled to ``grid`` with nearest interpolation (for a
     16× stride this picks the top-left pixel of each patch, as the official

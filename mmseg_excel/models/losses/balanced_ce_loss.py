@@ -1,5 +1,6 @@
 # Copyright (c) mmseg-excel contributors. All rights reserved.
-"""Background/foreground balanced cross-entropy (ExCEL, EXCEL.md §7.1)."""
+"""Background/foreground balanced cross-entropy (ExCEL, docs/methods/excel.md
+§7.1)."""
 from typing import Optional
 
 import torch.nn as nn

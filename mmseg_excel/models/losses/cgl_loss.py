@@ -1,5 +1,6 @@
 # Copyright (c) mmseg-excel contributors. All rights reserved.
-"""CLIP-ES confidence-guided loss (CGL; paper Eq. 8-9, spec CLIP_ES.md §6.3).
+"""CLIP-ES confidence-guided loss (CGL; paper Eq. 8-9, docs/methods/clip_es.md
+§6.3).
 
 ``Conf = max(1 − max_c X_c, max_c X_c)`` on the CAMs (Eq. 8); the
 segmentation cross-entropy counts at a pixel only where ``Conf ≥ μ`` (Eq. 9).

@@ -1,5 +1,5 @@
 # Copyright (c) mmseg-excel contributors. All rights reserved.
-"""Learnable Visual Calibration shift (EXCEL.md §4).
+"""Learnable Visual Calibration shift (docs/methods/excel.md §4).
 
 The trainable fused features ``f`` (B, C, h, w) of the decoder become an
 attention shift ``R`` (B, P, P) added to the calibrated attention of every
@@ -21,7 +21,8 @@ def lvc_shift(ex_feats: Tensor,
         ex_feats: (B, C, h, w) fused decoder features (detached).
         beta: multiplier of the mean subtracted from the cosine matrix.
         gamma: scale after centring.
-        per_image_mean: ``False`` (official, quirk 14): ONE mean over the whole
+        per_image_mean: ``False`` (official, official behaviour 14): ONE mean
+        over the whole
             (B, P, P) batch tensor; ``True``: one mean per image.
 
     Returns:

@@ -1,15 +1,18 @@
 # Copyright (c) mmseg-excel contributors. All rights reserved.
-"""Static Visual Calibration: the CLIP-Surgery dual path (EXCEL.md §1.5-1.6).
+"""Static Visual Calibration: the CLIP-Surgery dual path (docs/methods/excel.md
+§1.5-1.6).
 
 In the last ``num_blocks`` blocks a second, attention-only stream ``n`` runs
 beside the ordinary stream ``o``. Its attention is the mean of the q·q, k·k
-and v·v softmaxes, SUMMED over heads and shared by every head (quirk 2); q, k,
-v always come from ``LN1(o)`` (quirk 3); the new path has no FFN. Works on
+and v·v softmaxes, SUMMED over heads and shared by every head (official
+behaviour 2); q, k,
+v always come from ``LN1(o)`` (official behaviour 3); the new path has no FFN.
+Works on
 open_clip's ``ResidualAttentionBlock`` (``nn.MultiheadAttention``'s
 ``in_proj_weight``/``out_proj`` used with ``F.linear``), batch-first tensors.
 
 ``num_blocks=5`` is the official behaviour: the official call says
-``layers=6`` but replaces ``resblocks[-1..-5]`` (quirk 1).
+``layers=6`` but replaces ``resblocks[-1..-5]`` (official behaviour 1).
 """
 from typing import Optional, Tuple
 
@@ -76,7 +79,8 @@ class SVC(nn.Module):
 
     Args:
         num_blocks: number of last blocks given the dual path (official 5,
-            although the official call says ``layers=6``; quirk 1).
+            although the official call says ``layers=6``; official behaviour
+            1).
     """
 
     def __init__(self, num_blocks: int = 5) -> None:

@@ -1,8 +1,10 @@
 # Copyright (c) mmseg-excel contributors. All rights reserved.
 """Attention affinity with class-aware box masks (CAA).
 
-One module serves ExCEL (EXCEL.md §5.1-5.2: last 6 layers, optional
-decoder-affinity layer selection, τ = 0.79) and CLIP-ES (CLIP_ES.md §5: last 8
+One module serves ExCEL (docs/methods/excel.md §5.1-5.2: last 6 layers,
+optional
+decoder-affinity layer selection, τ = 0.79) and CLIP-ES
+(docs/methods/clip_es.md §5: last 8
 head-averaged maps, box threshold 0.4); only the configuration differs.
 """
 from typing import Optional, Tuple
@@ -27,7 +29,8 @@ def sinkhorn_affinity(attn: Tensor, iters: int = 3, power: int = 2) -> Tensor:
     """Sinkhorn normalise (column first), symmetrise, raise to ``power``.
 
     ``T = ((D + Dᵀ) / 2)^power`` (matrix power) with
-    ``D = sinkhorn_normalise(A, iters)`` (CLIP-ES Eq. 6, EXCEL.md §5.1).
+    ``D = sinkhorn_normalise(A, iters)`` (CLIP-ES Eq. 6, docs/methods/excel.md
+    §5.1).
     Works on (..., P, P).
     """
     d = sinkhorn_normalise(attn, iters)

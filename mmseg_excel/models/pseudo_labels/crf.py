@@ -1,9 +1,12 @@
 # Copyright (c) mmseg-excel contributors. All rights reserved.
 """Dense CRF post-processing (pydensecrf) for ExCEL and CLIP-ES.
 
-ExCEL test time (EXCEL.md §9.2): uint8 RGB image, ``unary = −log(prob)``.
-CLIP-ES pseudo masks (CLIP_ES.md §6.2-6.3): the bilateral image is the BGR
-image minus ``mean_bgr`` cast to uint8 with wrap-around (quirk 7), the
+ExCEL test time (docs/methods/excel.md §9.2): uint8 RGB image, ``unary =
+−log(prob)``.
+CLIP-ES pseudo masks (docs/methods/clip_es.md §6.2-6.3): the bilateral image is
+the BGR
+image minus ``mean_bgr`` cast to uint8 with wrap-around (official behaviour 7),
+the
 probabilities and the unary are computed in float16, and pixels whose
 posterior maximum is below ``confidence_threshold`` become ``ignore_index``.
 

@@ -1,7 +1,7 @@
 # Copyright (c) mmseg-excel contributors. All rights reserved.
 """ExCEL pseudo-label generator: CAA refinement → background → PAR → argmax.
 
-EXCEL.md §5.1-5.3 (quirk 12: no ignore pixels).
+docs/methods/excel.md §5.1-5.3 (official behaviour 12: no ignore pixels).
 """
 import math
 from typing import Dict, Optional, Sequence, Tuple
@@ -108,7 +108,7 @@ class ExCELPseudoLabeler(nn.Module):
     Classes are padded to a (B, Kmax) layout with a validity mask, so all
     images and classes run in one batch. An image without any foreground
     label gets an all-background pseudo label (bg = 1 everywhere). No pixel
-    is ignored (quirk 12): crop padding is labelled too.
+    is ignored (official behaviour 12): crop padding is labelled too.
 
     Args:
         affinity: config of :class:`AttentionAffinity`

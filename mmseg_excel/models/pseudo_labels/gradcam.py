@@ -1,5 +1,5 @@
 # Copyright (c) mmseg-excel contributors. All rights reserved.
-"""CLIP-ES Softmax-GradCAM (spec CLIP_ES.md §2, §3; paper Eq. 1-4).
+"""CLIP-ES Softmax-GradCAM (docs/methods/clip_es.md §2, §3; paper Eq. 1-4).
 
 The frozen open_clip visual tower is used by reference (never copied): blocks
 0…L−2 run without gradient, block L−1 runs with a graph whose only leaf is the

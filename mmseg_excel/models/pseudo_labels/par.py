@@ -1,5 +1,6 @@
 # Copyright (c) mmseg-excel contributors. All rights reserved.
-"""Pixel-adaptive refinement, PAR (AFA/ToCo, used by ExCEL; EXCEL.md §5.4)."""
+"""Pixel-adaptive refinement, PAR (AFA/ToCo, used by ExCEL;
+docs/methods/excel.md §5.4)."""
 import math
 import warnings
 from typing import List, Sequence, Tuple

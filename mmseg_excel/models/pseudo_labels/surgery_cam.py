@@ -1,5 +1,6 @@
 # Copyright (c) mmseg-excel contributors. All rights reserved.
-"""Patch-text similarity maps by "feature surgery" (ExCEL, EXCEL.md §3)."""
+"""Patch-text similarity maps by "feature surgery" (ExCEL,
+docs/methods/excel.md §3)."""
 from typing import Tuple
 
 import torch
@@ -18,7 +19,8 @@ def patch_text_maps(image_features: Tensor,
 
         p = softmax_T(temperature · F̂[:, 0] · Tᵀ);  w = p / mean_T(p)
         S[b, n, t] = w[b, t]·<F̂[b, n], T[t]> − mean_t' w[b, t']·<F̂[b, n], T[t']>
-        M = min–max of S over all N tokens (class token included, quirk 10)
+        M = min–max of S over all N tokens (class token included, official
+        behaviour 10)
 
     Args:
         image_features: (B, N, E) calibrated tokens, class token first.
@@ -54,7 +56,8 @@ def patch_text_maps(image_features: Tensor,
 
 @MODELS.register_module()
 class SurgeryPatchTextMap(nn.Module):
-    """Registered wrapper of :func:`patch_text_maps` (EXCEL.md §3).
+    """Registered wrapper of :func:`patch_text_maps` (docs/methods/excel.md
+    §3).
 
     Args:
         num_fg: number of foreground classes (the first rows of the text).

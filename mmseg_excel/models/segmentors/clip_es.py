@@ -1,5 +1,6 @@
 # Copyright (c) mmseg-excel contributors. All rights reserved.
-"""CLIP-ES: training-free pseudo masks from a frozen CLIP (CLIP_ES.md §1-6).
+"""CLIP-ES: training-free pseudo masks from a frozen CLIP
+(docs/methods/clip_es.md §1-6).
 
 ::
 
@@ -39,7 +40,8 @@ from ..text.clip_text import (encode_class_texts, get_clip_tokenizer,
 from ..text.prompts import (resolve_bg_names, resolve_class_names,
                             resolve_templates)
 
-#: CLIP's normalisation statistics (RGB, [0, 1] scale), CLIP_ES.md §2.
+#: CLIP's normalisation statistics (RGB, [0, 1] scale), docs/methods/clip_es.md
+#§2.
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
@@ -62,7 +64,7 @@ def clip_es_input(image_rgb: Image.Image,
 
 @MODELS.register_module()
 class CLIPES(BaseSegmentor):
-    """CLIP-ES pseudo-mask generator (training-free; CLIP_ES.md).
+    """CLIP-ES pseudo-mask generator (training-free; docs/methods/clip_es.md).
 
     Args:
         clip: ``dict(model_name, pretrained, cache_dir)``: the CLIP weight
@@ -302,7 +304,7 @@ class CLIPES(BaseSegmentor):
             valid=valid.to(dev))
 
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
-        """CLIP-ES is training-free (CLIP_ES.md §1)."""
+        """CLIP-ES is training-free (docs/methods/clip_es.md §1)."""
         raise NotImplementedError(
             'CLIPES is training-free: generate pseudo masks with '
             'tools/generate_pseudo_labels.py and train a segmenter '

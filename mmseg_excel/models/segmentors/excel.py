@@ -1,7 +1,8 @@
 # Copyright (c) mmseg-excel contributors. All rights reserved.
 """ExCEL single-stage WSSS segmentor (Yang et al., CVPR 2025).
 
-The data flow of one training step (EXCEL.md §8.3) reads top to bottom in
+The data flow of one training step (docs/methods/excel.md §8.3) reads top to
+bottom in
 :meth:`ExCEL.loss`::
 
     image ──frozen CLIP (+SVC, §1.6)──► tokens, attention, per-layer features

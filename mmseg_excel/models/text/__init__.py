@@ -1,5 +1,6 @@
 # Copyright (c) mmseg-excel contributors. All rights reserved.
-"""Class text embeddings, the attribute bank and TSE (EXCEL.md §2)."""
+"""Class text embeddings, the attribute bank and TSE (docs/methods/excel.md
+§2)."""
 from .attribute_bank import (AttributeBank, build_attribute_bank,
                              descriptions_from_templates, get_attribute_bank,
                              load_attribute_bank, load_descriptions,

@@ -1,5 +1,6 @@
 # Copyright (c) mmseg-excel contributors. All rights reserved.
-"""The attribute bank of TSE: build, save, load and validate (EXCEL.md §2.2-
+"""The attribute bank of TSE: build, save, load and validate
+(docs/methods/excel.md §2.2-
 2.3).
 
 Recipe (official): every description string is lower-cased, encoded with the
@@ -166,7 +167,7 @@ def cluster_descriptions(
         n_clusters: int,
         seed: int = 0,
         n_init: int = 10) -> Tuple[torch.Tensor, torch.Tensor]:
-    """KMeans of the description embeddings (EXCEL.md §2.3).
+    """KMeans of the description embeddings (docs/methods/excel.md §2.3).
 
     Returns ``centers`` (E, M) (cluster means, not re-normalised) and
     ``flags`` (num_classes, M) float, 1 where a class has a member.

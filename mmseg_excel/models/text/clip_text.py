@@ -1,6 +1,7 @@
 # Copyright (c) mmseg-excel contributors. All rights reserved.
-"""CLIP text embeddings of class prompts and descriptions (EXCEL.md §2.1,
-CLIP_ES.md §2.1).
+"""CLIP text embeddings of class prompts and descriptions
+(docs/methods/excel.md §2.1,
+docs/methods/clip_es.md §2.1).
 
 The order of operations is the official ``zeroshot_classifier`` of CLIP-ES
 (also used by ExCEL): per name, encode every filled template, L2-normalise

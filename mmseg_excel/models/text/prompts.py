@@ -1,6 +1,6 @@
 # Copyright (c) mmseg-excel contributors. All rights reserved.
-"""Class-name lists and prompt templates as data (EXCEL.md §2.1, CLIP_ES.md
-§2.1).
+"""Class-name lists and prompt templates as data (docs/methods/excel.md
+§2.1, docs/methods/clip_es.md §2.1).
 
 Configs refer to these lists by name (``class_names='voc_excel'``,
 ``bg_names='voc'``) or give their own lists. The fused lists are the strings
@@ -11,7 +11,8 @@ synonym fusion", commas without spaces), checked against the parity fixtures
 """
 from typing import Dict, List, Sequence, Tuple, Union
 
-#: The single prompt of ExCEL and CLIP-ES (sharpness criterion, CLIP_ES §4.1).
+#: The single prompt of ExCEL and CLIP-ES (sharpness criterion,
+#docs/methods/clip_es.md §4.1).
 ORIGAMI_TEMPLATE = 'a clean origami {}.'
 
 #: The 20 PASCAL VOC foreground classes (dataset spelling, description keys).

@@ -1,8 +1,10 @@
 # Copyright (c) mmseg-excel contributors. All rights reserved.
-"""Text Semantic Enrichment (TSE, EXCEL.md §2.4) and the text head that
+"""Text Semantic Enrichment (TSE, docs/methods/excel.md §2.4) and the text head
+that
 computes the class embeddings once (``ExCELTextHead``).
 
-TSE ("implicit attribute hunting"), reproduced exactly (quirks 7-8)::
+TSE ("implicit attribute hunting"), reproduced exactly (official behaviours
+7-8)::
 
     L     = T_fg · C                        raw dot products, no temperature
     r     = floor((1 - keep_ratio) · M)     (float arithmetic: 11 for M=112)
@@ -54,7 +56,7 @@ def text_semantic_enrichment(text_fg: torch.Tensor,
                              text_bg: torch.Tensor,
                              centers: torch.Tensor,
                              keep_ratio: float = 0.9) -> torch.Tensor:
-    """TSE of EXCEL.md §2.4.
+    """TSE of docs/methods/excel.md §2.4.
 
     Args:
         text_fg: (K_fg, E) foreground text embeddings (unit rows).
