@@ -316,7 +316,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     has_gt = False
     n_total = len(dataset) if args.max_images is None else min(
         len(dataset), args.max_images)
-    bar = ProgressBar(n_total)
+    bar = ProgressBar(n_total, file=sys.stdout)
     done = computed = vis_saved = 0
     for batch in loader:
         if done >= n_total:

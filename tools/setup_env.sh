@@ -34,6 +34,8 @@ export MAX_JOBS="${MAX_JOBS:-$(nproc)}"
 mkdir -p "$CACHE/wheels"
 
 log() { echo "[setup_env] $*"; }
+START=$SECONDS
+CACHED=()   # what this run reused instead of installing or building
 
 if [ ! -x "$VENV/bin/python" ]; then
     log "creating virtual environment at $VENV"
@@ -43,11 +45,19 @@ PY="$VENV/bin/python"
 PIP=("$PY" -m pip --disable-pip-version-check -q)
 
 # pip prints one warning per missing local index entry; keep the log readable.
-quiet() { "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
+# It also reports that torch declares setuptools>=77 while we pin <70 (see the
+# pin below): expected, explained once at the end, so filtered here.
+quiet() {
+    "$@" 2> >(grep -v -e "is ignored: it is neither a file nor a directory" \
+        -e "^ERROR: pip's dependency resolver does not currently take" \
+        -e "requires setuptools>=.*but you have setuptools" >&2)
+}
 
 if ! "$PY" -c "import torch, torchvision; assert torch.__version__.split('+')[0] == '$TORCH_VERSION'" 2>/dev/null; then
     log "installing torch==$TORCH_VERSION torchvision==$TORCHVISION_VERSION"
     quiet "${PIP[@]}" install "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION"
+else
+    CACHED+=("torch $TORCH_VERSION (already in $VENV)")
 fi
 # mmcv's setup.py imports pkg_resources: setuptools must stay below 70.
 quiet "${PIP[@]}" install "setuptools<70" wheel ninja
@@ -56,7 +66,10 @@ TORCH_TAG="$("$PY" -c "import torch; print(torch.__version__.split('+')[0])")"
 PYTAG="$("$PY" -c "import sys; print(f'cp{sys.version_info[0]}{sys.version_info[1]}')")"
 WHEEL_DIR="$CACHE/wheels/mmcv-$MMCV_VERSION-torch$TORCH_TAG-$PYTAG"
 if ! "$PY" -c "import mmcv, mmcv.ops; assert mmcv.__version__ == '$MMCV_VERSION'" 2>/dev/null; then
-    if ! ls "$WHEEL_DIR"/mmcv-*.whl >/dev/null 2>&1; then
+    if ls "$WHEEL_DIR"/mmcv-*.whl >/dev/null 2>&1; then
+        CACHED+=("mmcv $MMCV_VERSION wheel ($WHEEL_DIR)")
+    else
+        BUILD_START=$SECONDS
         log "building mmcv==$MMCV_VERSION with ops from source (about 25 min on 2 cores; cached in $WHEEL_DIR)"
         BUILD="$(mktemp -d)"
         quiet "${PIP[@]}" download --no-deps --no-build-isolation --no-binary :all: \
@@ -70,9 +83,12 @@ if ! "$PY" -c "import mmcv, mmcv.ops; assert mmcv.__version__ == '$MMCV_VERSION'
             quiet "${PIP[@]}" wheel --no-deps --no-build-isolation . -w "$WHEEL_DIR.partial")
         rm -rf "$WHEEL_DIR" && mv "$WHEEL_DIR.partial" "$WHEEL_DIR"
         rm -rf "$BUILD"
+        log "mmcv built in $(( SECONDS - BUILD_START )) s and cached in $WHEEL_DIR"
     fi
     log "installing cached mmcv wheel from $WHEEL_DIR"
     quiet "${PIP[@]}" install --no-deps "$WHEEL_DIR"/mmcv-*.whl
+else
+    CACHED+=("mmcv $MMCV_VERSION with ops (already in $VENV)")
 fi
 
 log "installing runtime, optional and test requirements"
@@ -87,3 +103,8 @@ quiet "${PIP[@]}" install --no-deps "setuptools<70"
 log "installing mmseg-excel in editable mode"
 quiet "${PIP[@]}" install --no-deps --no-build-isolation -e .
 "$PY" -c "import mmseg_excel, mmseg.models, mmcv.ops, open_clip, pydensecrf.densecrf; print('[setup_env] ok: mmseg_excel', mmseg_excel.__version__)"
+log "note: setuptools is pinned <70 on purpose (mmengine needs pkg_resources); pip's 'torch requires setuptools>=77' complaint is expected and harmless"
+if [ "${#CACHED[@]}" -gt 0 ]; then
+    for c in "${CACHED[@]}"; do log "reused: $c"; done
+fi
+log "total time $(( SECONDS - START )) s"

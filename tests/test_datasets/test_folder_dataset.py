@@ -31,6 +31,14 @@ def folder(tmp_path_factory):
     return root
 
 
+def test_render_shows_progress(tmp_path, capsys):
+    import make_dataset
+    make_dataset.main(['--out', str(tmp_path), '--num-train', '2',
+                       '--num-val', '1', '--num-test', '1', '--size', '32'])
+    out = capsys.readouterr().out
+    assert 'ETA' in out and '4/4' in out, out
+
+
 def test_layout_written(folder):
     assert sorted(p.name for p in folder.iterdir()) == [
         'captions.json', 'classes.txt', 'images', 'labels_test.csv',

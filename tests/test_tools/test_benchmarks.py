@@ -91,6 +91,7 @@ def test_benchmark_train(weights, capsys):
                       *_weight_args(weights), '--cfg-options',
                       *_excel_options(weights)])
     out = capsys.readouterr().out
+    assert 'ETA' in out  # mmengine's progress bar over the timed steps
     assert set(res) == {'before LVC', 'after LVC'}
     for stage in ('CLIP forward (+SVC)', 'patch-text maps',
                   'refinement (CAA)', 'PAR', 'decoder', 'losses',
@@ -160,7 +161,7 @@ def test_benchmark_pseudo_labels_excel(weights, capsys):
                       *_weight_args(weights), '--cfg-options',
                       *_excel_options(weights)])
     out = capsys.readouterr().out
-    assert 'model: ExCEL' in out
+    assert 'model: ExCEL' in out and 'ETA' in out  # progress bar
     _check_pl_table(out, res, ('CLIP forward (+SVC)', 'patch-text maps',
                           'affinity (CAA)', 'PAR', 'CRF'))
     assert 'LVC re-forward' not in res  # training-free: static maps only

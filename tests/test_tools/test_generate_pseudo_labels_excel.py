@@ -84,6 +84,7 @@ def test_one_png_per_image_with_voc_ids(generated):
     data, out_dir, log, _ = generated
     ids = data['splits']['train_aug']
     assert f'{len(ids)} computed, 0 already present' in log, log[-2000:]
+    assert 'ETA' in log  # mmengine's progress bar
     pngs = sorted(p.name for p in out_dir.glob('*.png'))
     assert pngs == sorted(f'{i}.png' for i in ids)
     for img_id in ids:

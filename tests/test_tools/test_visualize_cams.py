@@ -35,7 +35,7 @@ def _in_repo(monkeypatch):
     monkeypatch.chdir(ROOT)  # the config's toy-CLIP paths are relative
 
 
-def test_named_classes(world, tmp_path):
+def test_named_classes(world, tmp_path, capsys):
     import visualize_cams
     img = world / 'JPEGImages' / 'val_000000.png'
     written = visualize_cams.main([
@@ -43,6 +43,7 @@ def test_named_classes(world, tmp_path):
         'apple', '--device', 'cpu'
     ])
     assert written == [str(tmp_path / 'val_000000.png')]
+    assert 'ETA' in capsys.readouterr().out  # progress bar over the images
     pic = np.asarray(Image.open(written[0]))
     # rows: image | pseudo label; CAM: apple, fish; refined: apple, fish
     assert pic.shape == (3 * (96 + T), 2 * 96, 3), pic.shape

@@ -12,7 +12,7 @@ sys.path.insert(0, str(ROOT / 'tools' / 'toy_world'))
 
 
 @pytest.mark.slow
-def test_report_eval_only_fresh_seed(tmp_path, monkeypatch):
+def test_report_eval_only_fresh_seed(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(ROOT)  # report.py chdirs to the repository; restored
     import make_dataset
     import report
@@ -25,6 +25,9 @@ def test_report_eval_only_fresh_seed(tmp_path, monkeypatch):
         str(work), '--eval-only', '--seed', '5', '--num-test', '4',
         '--num-figure', '2'
     ])
+    out = capsys.readouterr().out
+    # progress with an ETA: rendering, per method, the exports inside
+    assert out.count('ETA') >= 3, out[-2000:]
     fresh = Path(f'{world}_test_seed5')
     meta = json.loads((fresh / 'meta.json').read_text())
     assert meta['test_seed'] == 5 and meta['counts']['test'] == 4

@@ -37,6 +37,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import torch
 from mmengine.config import DictAction
+from mmengine.utils import ProgressBar
 
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
@@ -183,6 +184,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
         imgs, samples, rgb = make_inputs(model, b, size,
                                          args.classes_per_image, device,
                                          img_dir)
+        bar = ProgressBar(args.warmup + args.iters, file=sys.stdout)
         for i in range(args.warmup + args.iters):
             with timer.stage('total'):
                 with torch.no_grad():
@@ -191,6 +193,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
                     with timer.stage('CRF'):
                         excel_crf(crf, out, rgb)
             timer.end_iter(keep=i >= args.warmup)
+            bar.update()
+        sys.stdout.write('\n')
         res = {k: timer.mean(k) for k in timer.times}
         leaves = [n for n, _, _ in stage_methods(model)] + ['CRF']
         res['other'] = res['total'] - sum(res.get(n, 0.0) for n in set(leaves))

@@ -54,6 +54,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.registry import init_default_scope
+from mmengine.utils import ProgressBar
 
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
 
@@ -251,6 +252,7 @@ def time_steps(model, timer: StageTimer, imgs, samples, optim, iters: int,
     """Run ``warmup + iters`` optimiser steps, each right after a frozen
     CLIP forward alone (the reference); returns the timed losses."""
     losses_seen = []
+    bar = ProgressBar(warmup + iters, file=sys.stdout)
     for i in range(warmup + iters):
         with timer.stage('CLIP forward alone'):
             clip_forward(model, imgs, amp)
@@ -265,6 +267,8 @@ def time_steps(model, timer: StageTimer, imgs, samples, optim, iters: int,
         if i >= warmup:
             losses_seen.append(float(loss.detach()))
         timer.end_iter(keep=i >= warmup)
+        bar.update()
+    sys.stdout.write('\n')
     return losses_seen
 
 

@@ -142,7 +142,7 @@ def main(argv: Optional[List[str]] = None) -> List[Dict]:
     if args.max_images is not None:
         n = min(n, args.max_images)
     embeddings, keys = [], []
-    bar = ProgressBar(n)
+    bar = ProgressBar(n, file=sys.stdout)
     seen = 0
     for batch in loader:
         for ds in batch['data_samples']:

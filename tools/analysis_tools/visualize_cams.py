@@ -85,7 +85,7 @@ def main(argv: Optional[List[str]] = None) -> List[str]:
     kind = 'LVC' if (cfg.model.get('test_cfg') or {}).get('use_decoder') \
         else 'CAM'
     written = []
-    bar = ProgressBar(len(args.images))
+    bar = ProgressBar(len(args.images), file=sys.stdout)
     for path in args.images:
         try:
             image = np.asarray(Image.open(path).convert('RGB'))

@@ -86,6 +86,9 @@ def generate(out: str, seed: int, test_seed: int, size: int,
                 osp.join('ImageSets', 'Segmentation')):
         os.makedirs(osp.join(out, sub), exist_ok=True)
     palette = tw.toy_palette()
+    from mmengine.utils import ProgressBar
+    total = sum(counts.values())
+    bar = ProgressBar(total, file=sys.stdout) if total else None
     captions: Dict[str, List[str]] = {}
     labels: Dict[str, List[int]] = {}
     ids: Dict[str, List[str]] = {}
@@ -105,9 +108,13 @@ def generate(out: str, seed: int, test_seed: int, size: int,
             ]
             labels[sid] = scene.labels
             ids[split].append(sid)
+            if bar is not None:
+                bar.update()
         with open(osp.join(out, 'ImageSets', 'Segmentation', split + '.txt'),
                   'w') as f:
             f.write(''.join(s + '\n' for s in ids[split]))
+    if bar is not None:
+        sys.stdout.write('\n')
     meta = dict(
         name='toy_world',
         generator_version=GENERATOR_VERSION,

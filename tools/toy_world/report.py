@@ -225,6 +225,9 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
     init_default_scope('mmseg')
     import mmseg_excel  # noqa: F401
     rows, fig_cols = [], {}
+    from mmengine.utils import ProgressBar
+    # methods done, with an ETA
+    bar = ProgressBar(len(args.methods), file=sys.stdout)
     for key in args.methods:
         label, cfg_name, trainable = METHODS[key]
         config = osp.join(CONFIG_DIR, cfg_name)
@@ -254,7 +257,9 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
             if key == 'excel':
                 fig_cols['excel prediction'] = pred_dir
         rows.append(row)
-        print(f'[report] {label}: {json.dumps(row)}', flush=True)
+        print(f'\n[report] {label}: {json.dumps(row)}', flush=True)
+        bar.update()
+        print(flush=True)
     table = format_table(rows, test_root)
     print(table)
     os.makedirs(args.work_dir, exist_ok=True)

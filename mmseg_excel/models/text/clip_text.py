@@ -9,11 +9,12 @@ each, average over the templates, L2-normalise again. Texts are tokenised
 with CLIP's BPE tokenizer (context 77) and never truncated silently.
 """
 import hashlib
+import sys
 from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 import torch.nn as nn
-from mmengine.logging import print_log
+from mmengine.utils import ProgressBar
 
 Tokenizer = Callable[[List[str]], torch.Tensor]
 
@@ -62,8 +63,8 @@ def encode_texts(clip_model: nn.Module,
                  normalize: bool = True,
                  progress: bool = False) -> torch.Tensor:
     """``clip_model.encode_text`` of every text, batched; ``(len(texts), E)``
-    fp32, each row L2-normalised when ``normalize`` (``progress`` prints a
-    line per batch)."""
+    fp32, each row L2-normalised when ``normalize`` (``progress`` shows
+    mmengine's progress bar with an ETA)."""
     texts = list(texts)
     if not texts:
         raise ValueError('encode_texts got no texts')
@@ -71,15 +72,18 @@ def encode_texts(clip_model: nn.Module,
     check_token_lengths(texts, ctx)
     device = next(clip_model.parameters()).device
     out = []
+    bar = ProgressBar(len(texts), file=sys.stdout) if progress else None
     for i in range(0, len(texts), batch_size):
         tokens = tokenizer(texts[i:i + batch_size]).to(device)
         feats = clip_model.encode_text(tokens).float()
         if normalize:
             feats = feats / feats.norm(dim=-1, keepdim=True)
         out.append(feats)
-        if progress:
-            done = min(i + batch_size, len(texts))
-            print_log(f'encoded {done}/{len(texts)} texts', logger='current')
+        if bar is not None:
+            for _ in range(len(tokens)):
+                bar.update()
+    if bar is not None:
+        sys.stdout.write('\n')
     return torch.cat(out)
 
 

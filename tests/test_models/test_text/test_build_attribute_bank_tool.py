@@ -75,6 +75,7 @@ def test_fallback_from_class_names(tiny_clip_files, tmp_path, capsys):
         '--out', str(out)
     ])
     assert rc == 0
+    assert 'ETA' in capsys.readouterr().out  # text-encoding progress bar
     written = json.loads(desc.read_text())
     assert list(written) == ['potted plant', 'moon']
     assert written['moon'][0] == 'a photo of a moon.'
