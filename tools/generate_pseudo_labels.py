@@ -3,7 +3,8 @@
 docs/evaluation.md; CLIP-ES: docs/methods/clip_es.md §6).
 
 Runs a config's model over a dataloader of the config (batched, any device)
-and writes one PNG per image (VOC palette, class ids, 255 = ignored). It
+and writes one PNG per image (class ids with the dataset's palette, 255 =
+ignored). It
 
 * resumes: images whose PNG exists are not recomputed (their PNG is read back
   for the metrics), and every PNG is written atomically (temp file + rename);
@@ -87,20 +88,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         action=DictAction,
         help='override config settings (key=value)')
     return parser.parse_args(argv)
-
-
-def voc_palette(n: int = 256) -> List[int]:
-    """The PASCAL VOC colour map as a flat PIL palette."""
-    pal = []
-    for i in range(n):
-        c, r, g, b = i, 0, 0, 0
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        pal += [r, g, b]
-    return pal
 
 
 def write_png_atomic(path: str, label: np.ndarray, palette: List[int]):
@@ -268,6 +255,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     import mmseg_excel  # noqa: F401
     from mmseg.registry import MODELS
     from mmseg_excel.apis import load_trained_weights, pseudo_label_mode
+    from mmseg_excel.datasets import voc_colormap
     from mmseg_excel.evaluation import WSSSIoUMetric
     from mmseg_excel.evaluation.metrics.wsss_metric import table_rows
 
@@ -298,18 +286,21 @@ def main(argv: Optional[List[str]] = None) -> dict:
 
     loader = Runner.build_dataloader(loader_cfg)
     dataset = loader.dataset
-    palette = voc_palette()
+    # PNG palette: the dataset's colours, the VOC colour map for the rest
+    classes = list(dataset.metainfo['classes'])
+    colors = voc_colormap(256)
+    colors[:len(classes)] = [
+        list(c) for c in (dataset.metainfo.get('palette')
+                          or colors[:len(classes)])
+    ]
+    palette = [v for c in colors for v in c]
     vis_dir = args.show_dir or osp.join(args.out_dir, 'vis')
     visualizer = None
     if args.num_vis:
         from mmseg_excel.visualization import WSSSVisualizer
         os.makedirs(vis_dir, exist_ok=True)
         visualizer = WSSSVisualizer(name='generate_pseudo_labels')
-        visualizer.set_dataset_meta(
-            list(dataset.metainfo['classes']),
-            list(dataset.metainfo.get('palette')
-                 or np.asarray(palette).reshape(-1, 3)[:len(
-                     dataset.metainfo['classes'])].tolist()))
+        visualizer.set_dataset_meta(classes, colors[:len(classes)])
 
     metric = WSSSIoUMetric(prefix='pseudo')
     metric.dataset_meta = dataset.metainfo

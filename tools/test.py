@@ -117,6 +117,8 @@ def main() -> None:
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
 
+    from mmseg_excel.utils.dist import setup_cpu_dist
+    setup_cpu_dist(cfg)  # torchrun on a machine without CUDA: gloo
     runner = Runner.from_cfg(cfg)
     runner.test()
 

@@ -106,6 +106,8 @@ def main() -> None:
         cfg.resume = True
         cfg.load_from = args.resume
 
+    from mmseg_excel.utils.dist import setup_cpu_dist
+    setup_cpu_dist(cfg)  # torchrun on a machine without CUDA: gloo
     runner = Runner.from_cfg(cfg)
     runner.train()
 

@@ -16,20 +16,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
-
-def voc_palette_bytes(num: int = 256) -> List[int]:
-    """Flat PASCAL VOC colour map, as stored in VOC palette PNGs."""
-    out = []
-    for label in range(num):
-        r = g = b = 0
-        c = label
-        for shift in range(7, -1, -1):
-            r |= (c & 1) << shift
-            g |= ((c >> 1) & 1) << shift
-            b |= ((c >> 2) & 1) << shift
-            c >>= 3
-        out += [r, g, b]
-    return out
+from mmseg_excel.datasets.voc_wsss import voc_colormap
 
 
 def write_mask(path: str, mask: np.ndarray, mode: str = 'L') -> None:
@@ -38,7 +25,7 @@ def write_mask(path: str, mask: np.ndarray, mode: str = 'L') -> None:
     img = Image.fromarray(np.asarray(mask, dtype=np.uint8), mode='L')
     if mode == 'P':
         img = img.convert('P')
-        img.putpalette(voc_palette_bytes())
+        img.putpalette([v for c in voc_colormap(256) for v in c])
     elif mode != 'L':
         raise ValueError(f'mode must be "L" or "P", got {mode!r}')
     img.save(path)

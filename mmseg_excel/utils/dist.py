@@ -1,0 +1,50 @@
+# Copyright (c) mmseg-excel contributors. All rights reserved.
+"""Multi-process runs without a GPU: mmengine's launcher on CPU (gloo).
+
+mmengine's ``init_dist(launcher='pytorch')`` calls ``torch.cuda.set_device``
+and the runtime config asks for NCCL, so ``tools/dist_train.sh CONFIG N`` dies
+on a machine without CUDA ("Found no NVIDIA driver"). :func:`setup_cpu_dist`
+initialises the process group with gloo from torchrun's environment before
+the Runner is built (the Runner then skips its own initialisation) and makes
+the model wrapper a CPU ``DistributedDataParallel`` (no ``device_ids``).
+With CUDA nothing changes: mmengine's NCCL path is used (docs/train_test.md).
+"""
+import os
+
+import torch
+import torch.distributed as torch_dist
+from mmengine.config import Config
+
+
+def setup_cpu_dist(cfg: Config) -> bool:
+    """Prepare ``cfg`` (with ``cfg.launcher`` set) for a CPU multi-process
+    run; returns True when it did (a launcher, and no CUDA device)."""
+    launcher = cfg.get('launcher', 'none')
+    if launcher == 'none' or torch.cuda.is_available():
+        return False
+    if launcher != 'pytorch':
+        raise RuntimeError(
+            f'launcher {launcher!r} without a CUDA device: only torchrun '
+            "('pytorch', tools/dist_train.sh) is supported on CPU")
+    missing = [k for k in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')
+               if k not in os.environ]
+    if missing:
+        raise RuntimeError(f'--launcher pytorch needs torchrun\'s environment '
+                           f'({", ".join(missing)} unset): use '
+                           'tools/dist_train.sh')
+    env_cfg = cfg.setdefault('env_cfg', {})
+    env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
+    if not torch_dist.is_initialized():
+        torch_dist.init_process_group(backend='gloo')
+    wrapper = dict(cfg.get('model_wrapper_cfg') or {})
+    wrapper.setdefault('type', 'MMDistributedDataParallel')
+    wrapper['device_ids'] = None  # a CPU module: DDP wants no device ids
+    wrapper.setdefault('broadcast_buffers', False)
+    wrapper.setdefault('find_unused_parameters',
+                       cfg.get('find_unused_parameters', False))
+    cfg.model_wrapper_cfg = wrapper
+    # every rank says it joined (mmengine's logger is silent off rank 0)
+    print(f'[mmseg_excel] CPU distributed run: gloo, rank '
+          f'{torch_dist.get_rank()} of {torch_dist.get_world_size()}',
+          flush=True)
+    return True
