@@ -99,6 +99,13 @@ def main() -> None:
             cfg.optim_wrapper.type = 'AnyDeviceAmpOptimWrapper'
             cfg.optim_wrapper.dtype = 'bfloat16'
 
+    # the torch RNG state travels in checkpoints so that --resume continues
+    # exactly (mmseg_excel/engine/hooks/rng_state_hook.py)
+    hooks = list(cfg.get('custom_hooks') or [])
+    if not any(h.get('type') == 'ResumeRNGHook' for h in hooks):
+        hooks.append(dict(type='ResumeRNGHook'))
+    cfg.custom_hooks = hooks
+
     if args.resume == 'auto':
         cfg.resume = True
         cfg.load_from = None

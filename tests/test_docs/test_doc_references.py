@@ -14,8 +14,8 @@ SOURCES = sorted(
     for p in (ROOT / d).rglob('*')
     if p.suffix in ('.py', '.md', '.sh') and '__pycache__' not in p.parts
 ) + [ROOT / 'README.md']
-SPEC = re.compile(r'EXCEL\.md|CLIP_ES\.md|WEAKCLIP\.md|NUMBERS\.md|'
-                  r'\bquirks?\b|shared/spec|STYLE\.md')
+SPEC = re.compile(r'(?<![\w/])(?:EXCEL|CLIP_ES|WEAKCLIP|NUMBERS)\.md|'
+                  r'(?i:\bquirks?\b)|shared/spec|STYLE\.md')
 PAGE = re.compile(r'docs/([\w/-]+\.md)')
 SECTION = re.compile(r'docs/methods/(\w+)\.md,? §([\d.]+)((?:,? §[\d.]+)*)')
 

@@ -16,7 +16,7 @@ chained with ``LinearLR`` multiplies the two factors during the warmup.
 Neither equals the rule above (measured in
 ``tests/test_engine/test_schedulers.py``), hence this closed-form scheduler.
 
-Quirk 16 (effective LR): the official code builds four AdamW groups with
+Official behaviour 16 (effective LR): the official code builds four AdamW groups with
 base LRs ``lr, lr, 10·lr, 10·lr`` (backbone, backbone norm, cls head, seg
 head), and the whole trainable head sits in a ×10 group, so ``--lr 1e-4``
 trains at a peak of 1e-3 while the log prints group 0's (1e-4-scale) value.
