@@ -20,7 +20,9 @@ with :func:`load_local_checkpoint`, which
 import os
 import os.path as osp
 import pickle
+import warnings
 from collections import OrderedDict, defaultdict
+from contextlib import nullcontext
 from typing import Any, Callable, List, Optional
 
 import numpy as np
@@ -65,13 +67,23 @@ def safe_torch_load(filename: str,
         trust: allow a full (unsafe) unpickling as a last resort. ``None``
             reads the environment variable ``MMSEG_EXCEL_UNSAFE_LOAD``.
     """
+    allow = _allow_list(checkpoint_safe_globals())
     try:
-        with torch.serialization.safe_globals(checkpoint_safe_globals()):
+        with allow if allow is not None else nullcontext():
             return torch.load(
                 filename, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         if trust is None:
             trust = os.environ.get(_ENV_UNSAFE, '0') == '1'
+        if allow is None and not trust:
+            # torch < 2.4 has no allow-list: mmengine's own checkpoints
+            # (MessageHub state in meta) need the full unpickling that torch
+            # and mmengine always did there
+            warnings.warn(
+                f'torch {torch.__version__} cannot allow-list the types of '
+                f'mmengine checkpoints; loading {filename!r} with '
+                'weights_only=False (as mmengine does on this torch)')
+            trust = True
         if not trust:
             raise RuntimeError(
                 f'Refusing to fully unpickle checkpoint {filename!r}: it holds '
@@ -79,6 +91,20 @@ def safe_torch_load(filename: str,
                 f'trust this file, set {_ENV_UNSAFE}=1.') from err
         return torch.load(
             filename, map_location=map_location, weights_only=False)
+
+
+def _allow_list(safe: List[Callable]):
+    """A context manager allow-listing ``safe`` for weights-only loading:
+    ``torch.serialization.safe_globals`` (torch >= 2.5), else the global
+    ``add_safe_globals`` (torch 2.4; registered once, a no-op context
+    returned), else ``None`` (older torch: no allow-list exists)."""
+    ser = torch.serialization
+    if hasattr(ser, 'safe_globals'):
+        return ser.safe_globals(safe)
+    if hasattr(ser, 'add_safe_globals'):
+        ser.add_safe_globals(safe)
+        return nullcontext()
+    return None
 
 
 def load_local_checkpoint(filename: str, map_location: Optional[Any] = None):

@@ -60,3 +60,33 @@ def test_untrusted_pickle_is_refused(tmp_path, monkeypatch):
 def test_missing_checkpoint_names_file(tmp_path):
     with pytest.raises(FileNotFoundError, match='nope.pth'):
         load_local_checkpoint(str(tmp_path / 'nope.pth'))
+
+
+def test_older_torch_allow_list_fallbacks(tmp_path, monkeypatch):
+    """torch 2.4 has only add_safe_globals; torch < 2.4 has no allow-list:
+    plain weights still load weights-only, mmengine checkpoints load with a
+    warning (as mmengine does there), never silently."""
+    path = str(tmp_path / 'iter_7.pth')
+    _runner_like_checkpoint(path)
+    ser = torch.serialization
+    real_add = ser.add_safe_globals
+    added = []
+
+    def add(safe):
+        added.extend(safe)
+        real_add(safe)
+
+    # torch 2.4: the global registry instead of the context manager
+    monkeypatch.delattr(ser, 'safe_globals')
+    monkeypatch.setattr(ser, 'add_safe_globals', add)
+    try:
+        assert safe_torch_load(path)['meta']['iter'] == 7 and added
+    finally:
+        ser.clear_safe_globals()
+    # torch < 2.4: no allow-list API at all
+    monkeypatch.delattr(ser, 'add_safe_globals')
+    plain = str(tmp_path / 'plain.pth')
+    torch.save({'w': torch.ones(2)}, plain)
+    assert torch.equal(safe_torch_load(plain)['w'], torch.ones(2))
+    with pytest.warns(UserWarning, match='weights_only=False'):
+        assert safe_torch_load(path)['meta']['iter'] == 7

@@ -19,7 +19,11 @@ Usage::
     python tools/model_converters/excel2mmseg.py official.pth ours.pth
 """
 import argparse
+import os
+import os.path as osp
+import pickle
 import re
+import tempfile
 from collections import OrderedDict
 from typing import Dict, Mapping
 
@@ -86,10 +90,72 @@ def convert_excel_state_dict(
     if not out:
         raise KeyError('excel2mmseg: no ExCEL head keys (decoder_fts_fuse.*, '
                        'decoder.*) found in the checkpoint')
+    check_complete(out, prefix)
     return out
 
 
-def main() -> None:
+def check_complete(out: Mapping[str, torch.Tensor], prefix: str) -> None:
+    """Every part of the head is present: fc1/fc2 of each layer projection,
+    the fusion conv, every part of each decoder block, the classifier.
+
+    Raises:
+        KeyError: naming the missing keys (a partial or mismatched file).
+    """
+    names = [k[len(prefix):] for k in out]
+    projs = {int(m.group(1)) for n in names
+             for m in [re.match(r'layer_projs\.(\d+)\.', n)] if m}
+    blocks = {int(m.group(1)) for n in names
+              for m in [re.match(r'decoder_layers\.(\d+)\.', n)] if m}
+    want = ['fuse_conv.weight', 'fuse_conv.bias', 'conv_seg.weight',
+            'conv_seg.bias']
+    want += [f'layer_projs.{j}.{fc}.{p}' for j in range(max(projs, default=-1)
+                                                         + 1)
+             for fc in ('fc1', 'fc2') for p in ('weight', 'bias')]
+    want += [f'decoder_layers.{i}.{part}'
+             for i in range(max(blocks, default=-1) + 1)
+             for part in _BLOCK_PARTS]
+    if not projs or not blocks:
+        want.append('layer_projs.0.* and decoder_layers.0.*')
+    missing = [w for w in want if w not in names]
+    if missing:
+        raise KeyError(f'excel2mmseg: the checkpoint lacks {len(missing)} '
+                       f'head key(s) (partial or not an ExCEL checkpoint): '
+                       f'{missing[:8]}')
+
+
+def load_official(path: str) -> Mapping[str, torch.Tensor]:
+    """Read an official checkpoint weights-only, with errors that name the
+    file: missing, truncated / corrupt, or not a state dict."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'excel2mmseg: checkpoint not found: {path}')
+    try:
+        sd = torch.load(path, map_location='cpu', weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, OSError) as e:
+        raise ValueError(f'excel2mmseg: cannot read {path} (truncated, '
+                         f'corrupt or not a torch checkpoint): '
+                         f'{type(e).__name__}: {e}') from e
+    if not isinstance(sd, Mapping):
+        raise ValueError(f'excel2mmseg: {path} holds a '
+                         f'{type(sd).__name__}, not a state dict')
+    return sd
+
+
+def save_atomic(obj, dst: str) -> None:
+    """``torch.save`` to a temporary file beside ``dst``, then rename: an
+    interrupted conversion never leaves a partial ``dst``."""
+    folder = osp.dirname(osp.abspath(dst))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.tmp_', suffix='.pth')
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, dst)
+    finally:
+        if osp.exists(tmp):
+            os.remove(tmp)
+
+
+def main(argv=None) -> None:
     """CLI: ``excel2mmseg.py src dst``."""
     parser = argparse.ArgumentParser(
         description='Convert an official ExCEL checkpoint to mmseg-excel.')
@@ -99,11 +165,11 @@ def main() -> None:
         '--prefix',
         default='decode_head.',
         help='prefix of the converted keys (default: decode_head.)')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     # Official checkpoints are plain state dicts of tensors.
-    sd = torch.load(args.src, map_location='cpu', weights_only=True)
+    sd = load_official(args.src)
     converted = convert_excel_state_dict(sd, prefix=args.prefix)
-    torch.save(
+    save_atomic(
         dict(
             state_dict=converted,
             meta=dict(source=args.src, converter='excel2mmseg')), args.dst)

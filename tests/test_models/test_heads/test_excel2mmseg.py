@@ -85,3 +85,47 @@ def test_cli(tmp_path):
     sd = {k[len('decode_head.'):]: v for k, v in ckpt['state_dict'].items()}
     dst.load_state_dict(sd, strict=True)
     assert torch.equal(dst.conv_seg.weight, src.conv_seg.weight)
+
+
+def test_cli_refuses_bad_files_and_writes_atomically(tmp_path, monkeypatch):
+    import excel2mmseg
+    head, _ = _heads()
+    src = tmp_path / 'official.pth'
+    torch.save(_official_sd(head), src)
+    dst = tmp_path / 'out' / 'ours.pth'
+    excel2mmseg.main([str(src), str(dst)])
+    assert set(torch.load(dst, weights_only=True)['state_dict']) == {
+        'decode_head.' + k for k in head.state_dict()}
+    assert [p.name for p in dst.parent.iterdir()] == ['ours.pth']
+    # truncated file: a clear error naming it, no output written
+    cut = tmp_path / 'cut.pth'
+    cut.write_bytes(src.read_bytes()[:len(src.read_bytes()) // 2])
+    with pytest.raises(ValueError, match='cut.pth.*truncated, corrupt'):
+        excel2mmseg.main([str(cut), str(tmp_path / 'x.pth')])
+    junk = tmp_path / 'junk.pth'
+    junk.write_bytes(b'not a checkpoint at all')
+    with pytest.raises(ValueError, match='junk.pth'):
+        excel2mmseg.main([str(junk), str(tmp_path / 'x.pth')])
+    with pytest.raises(FileNotFoundError, match='missing.pth'):
+        excel2mmseg.main([str(tmp_path / 'missing.pth'),
+                          str(tmp_path / 'x.pth')])
+    # mismatched: a decoder block part missing
+    sd = _official_sd(head)
+    del sd['module.decoder.transformer.resblocks.1.ln_2.bias']
+    part = tmp_path / 'partial.pth'
+    torch.save(sd, part)
+    with pytest.raises(KeyError, match='decoder_layers.1.ln_2.bias'):
+        excel2mmseg.main([str(part), str(tmp_path / 'x.pth')])
+    assert not (tmp_path / 'x.pth').exists()
+    # interrupted save: the old output stays whole, no temp file remains
+    before = dst.read_bytes()
+
+    def boom(obj, f):
+        open(f, 'wb').write(b'partial')
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(excel2mmseg.torch, 'save', boom)
+    with pytest.raises(KeyboardInterrupt):
+        excel2mmseg.main([str(src), str(dst)])
+    assert dst.read_bytes() == before
+    assert [p.name for p in dst.parent.iterdir()] == ['ours.pth']
