@@ -106,3 +106,25 @@ def test_upstream_mmseg_train_script_runs_our_config(tmp_path):
     assert proc.returncode == 0, out[-4000:]
     assert (tmp_path / 'work' / 'iter_2.pth').is_file()
     assert re.search(r'mIoU: [0-9.]+', out), out[-3000:]
+
+
+def test_slurm_train_builds_the_srun_command(tmp_path):
+    """Dry run of tools/slurm_train.sh: a stand-in ``srun`` records the
+    command line it is given (no cluster here)."""
+    fake = tmp_path / 'bin'
+    fake.mkdir()
+    (fake / 'srun').write_text('#!/usr/bin/env bash\necho "SRUN $*"\n')
+    (fake / 'srun').chmod(0o755)
+    env = dict(os.environ, PATH=f'{fake}{os.pathsep}{os.environ["PATH"]}',
+               GPUS='8', GPUS_PER_NODE='4', CPUS_PER_TASK='6')
+    proc = subprocess.run(
+        ['bash', str(ROOT / 'tools' / 'slurm_train.sh'), 'gpu', 'excel',
+         str(CONFIG), '--work-dir', 'w'], cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    line = [x for x in proc.stdout.splitlines() if x.startswith('SRUN')][0]
+    for part in ('-p gpu', '--job-name=excel', '--gres=gpu:4', '--ntasks=8',
+                 '--ntasks-per-node=4', '--cpus-per-task=6',
+                 '--kill-on-bad-exit=1', 'tools/train.py', str(CONFIG),
+                 '--launcher=slurm', '--work-dir w'):
+        assert part in line, (part, line)
