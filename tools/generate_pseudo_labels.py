@@ -229,16 +229,6 @@ def save_vis(visualizer, path: str, image: np.ndarray,
         gt=gt)
 
 
-def _cam_classes(out: dict, j: int) -> Optional[list]:
-    """Dataset class ids of the channels of ``cams_highres[j]``."""
-    if out.get('keys') is not None:
-        return out['keys'][j][1:].tolist()
-    if out.get('class_idx') is not None:
-        valid = out['valid'][j]
-        return (out['class_idx'][j][valid] + 1).tolist()
-    return None
-
-
 def _item(out: dict, key: str, j: int):
     """Entry ``j`` of a per-image output (list or batched tensor)."""
     value = out.get(key)
@@ -254,6 +244,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     import mmseg_excel  # noqa: F401
     from mmseg.registry import MODELS
+    from mmseg_excel.apis import cam_classes as cam_classes_of
     from mmseg_excel.apis import load_trained_weights, pseudo_label_mode
     from mmseg_excel.datasets import voc_colormap
     from mmseg_excel.evaluation import WSSSIoUMetric
@@ -341,7 +332,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
                 write_png_atomic(paths[i], lab, palette)
                 labels[i] = lab
                 cams[i] = _item(out, 'cams_highres', j)
-                cam_classes[i] = _cam_classes(out, j)
+                cam_classes[i] = cam_classes_of(out, j)
                 computed += 1
         for i, s in enumerate(samples):
             if done >= n_total:

@@ -144,3 +144,18 @@ def infer_cams(model: torch.nn.Module, cfg: Config, image: str,
         first[k] = v[0] if isinstance(v, (list, torch.Tensor)) else v
     first['data_sample'] = data['data_samples'][0]
     return first
+
+
+def cam_classes(out: dict, j: int = 0) -> Optional[list]:
+    """Dataset class ids of the channels of ``cams_highres`` of image ``j``
+    in a ``generate_pseudo_labels`` output: ExCEL's ``keys`` (background
+    first), else CLIP-ES's ``class_idx`` / ``valid`` (foreground indices)."""
+    keys = out.get('keys')
+    if keys is not None:
+        return (keys[j] if isinstance(keys, list) else keys)[1:].tolist()
+    if out.get('class_idx') is not None:
+        idx, valid = out['class_idx'], out['valid']
+        if idx.dim() == 2:
+            idx, valid = idx[j], valid[j]
+        return (idx[valid] + 1).tolist()
+    return None

@@ -7,7 +7,7 @@ from typing import Dict, List, Optional, Tuple
 from mmseg.registry import DATASETS
 
 from .image_labels import read_named_labels
-from .voc_wsss import voc_colormap
+from .voc_wsss import custom_metainfo
 from .wsss_dataset import BaseWSSSDataset
 
 
@@ -49,12 +49,7 @@ class WSSSFolderDataset(BaseWSSSDataset):
                  ann_file: str = '',
                  data_prefix: dict = dict(img_path='images'),
                  **kwargs) -> None:
-        if not metainfo or not metainfo.get('classes'):
-            raise ValueError(
-                'WSSSFolderDataset needs metainfo=dict(classes=[...]) '
-                '(background first)')
-        metainfo = dict(metainfo)
-        metainfo.setdefault('palette', voc_colormap(len(metainfo['classes'])))
+        metainfo = custom_metainfo(metainfo, 'WSSSFolderDataset')
         self.labels_file = self._join_root(kwargs.get('data_root'),
                                            labels_file)
         self._named: Optional[Dict[str, List[int]]] = None

@@ -113,10 +113,16 @@ class VOCLayoutWSSSDataset(VOCWSSSDataset):
     METAINFO: dict = dict()
 
     def __init__(self, metainfo: Optional[dict] = None, **kwargs) -> None:
-        if not metainfo or not metainfo.get('classes'):
-            raise ValueError(
-                'VOCLayoutWSSSDataset needs metainfo=dict(classes=[...]) '
-                '(background first)')
-        metainfo = dict(metainfo)
-        metainfo.setdefault('palette', voc_colormap(len(metainfo['classes'])))
-        super().__init__(metainfo=metainfo, **kwargs)
+        super().__init__(
+            metainfo=custom_metainfo(metainfo, type(self).__name__), **kwargs)
+
+
+def custom_metainfo(metainfo: Optional[dict], owner: str) -> dict:
+    """``metainfo`` of a dataset with its own classes: ``classes`` required
+    (background first), ``palette`` defaulting to the VOC colour map."""
+    if not metainfo or not metainfo.get('classes'):
+        raise ValueError(f'{owner} needs metainfo=dict(classes=[...]) '
+                         '(background first)')
+    metainfo = dict(metainfo)
+    metainfo.setdefault('palette', voc_colormap(len(metainfo['classes'])))
+    return metainfo

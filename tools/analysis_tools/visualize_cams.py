@@ -71,7 +71,8 @@ def main(argv: Optional[List[str]] = None) -> List[str]:
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    from mmseg_excel.apis import config_classes, infer_cams, init_wsss_model
+    from mmseg_excel.apis import (cam_classes, config_classes, infer_cams,
+                                  init_wsss_model)
     from mmseg_excel.visualization import WSSSVisualizer
     classes, palette = config_classes(cfg)
     ids = class_ids(args.classes, classes)
@@ -94,10 +95,7 @@ def main(argv: Optional[List[str]] = None) -> List[str]:
         out = infer_cams(model, cfg, path, ids, len(classes))
         label = out['pseudo_labels'].cpu().numpy()[:image.shape[0], :
                                                    image.shape[1]]
-        if out.get('keys') is not None:
-            names = out['keys'][1:].tolist()
-        else:
-            names = (out['class_idx'][out['valid']] + 1).tolist()
+        names = cam_classes(out)
         k = len(names)
         h, w = image.shape[:2]
         maps = {kind: out['cams_highres'][:k, :h, :w].float().cpu()}
