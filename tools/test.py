@@ -117,10 +117,11 @@ def main() -> None:
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
 
-    from mmseg_excel.utils.dist import setup_cpu_dist
+    from mmseg_excel.utils.dist import setup_cpu_dist, teardown_dist
     setup_cpu_dist(cfg)  # torchrun on a machine without CUDA: gloo
     runner = Runner.from_cfg(cfg)
     runner.test()
+    teardown_dist()
 
 
 if __name__ == '__main__':

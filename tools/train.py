@@ -113,10 +113,11 @@ def main() -> None:
         cfg.resume = True
         cfg.load_from = args.resume
 
-    from mmseg_excel.utils.dist import setup_cpu_dist
+    from mmseg_excel.utils.dist import setup_cpu_dist, teardown_dist
     setup_cpu_dist(cfg)  # torchrun on a machine without CUDA: gloo
     runner = Runner.from_cfg(cfg)
     runner.train()
+    teardown_dist()
 
 
 if __name__ == '__main__':

@@ -48,3 +48,12 @@ def setup_cpu_dist(cfg: Config) -> bool:
           f'{torch_dist.get_rank()} of {torch_dist.get_world_size()}',
           flush=True)
     return True
+
+
+def teardown_dist() -> None:
+    """Destroy the process group at the end of a run: a gloo group left to
+    interpreter shutdown can abort a rank ("terminate called without an
+    active exception") after the work is done."""
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.barrier()
+        torch_dist.destroy_process_group()
