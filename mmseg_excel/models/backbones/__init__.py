@@ -1,7 +1,7 @@
 # Copyright (c) mmseg-excel contributors. All rights reserved.
-from .clip_vit import (CLIPFeatures, CLIPViTBackbone, SVCCache,
+from .clip_vit import (CLIPFeatures, CLIPLevels, CLIPViTBackbone, SVCCache,
                        interpolate_pos_embed)
 
 __all__ = [
-    'CLIPViTBackbone', 'CLIPFeatures', 'SVCCache', 'interpolate_pos_embed'
+    'CLIPViTBackbone', 'CLIPFeatures', 'CLIPLevels', 'SVCCache', 'interpolate_pos_embed'
 ]

@@ -1,12 +1,17 @@
 # Copyright (c) mmseg-excel contributors. All rights reserved.
-"""Frozen CLIP ViT image tower with SVC and LVC (docs/methods/excel.md §1, §4).
+"""The project's one CLIP ViT image tower (docs/methods/excel.md §1, §4;
+docs/methods/weakclip.md §1).
 
 Only the visual tower of an open_clip ``CLIP`` is kept, its modules reused by
-reference. The encoder is frozen, always in eval mode, runs under
-``no_grad`` and is stateless (the positional embedding is interpolated at
-run time from the original grid, never overwritten; official behaviour 18).
+reference. For ExCEL / CLIP-ES the encoder is frozen, always in eval mode,
+runs under ``no_grad`` and is stateless (the positional embedding is
+interpolated at run time from the original grid, never overwritten; official
+behaviour 18), with the SVC surgery path and LVC. For WeakCLIP the same
+tower is built with ``frozen=False`` and ``out_indices``: multi-level outputs,
+stochastic depth, the DenseCLIP class-token quirk and a load-time resized
+positional table (:meth:`CLIPViTBackbone.forward_levels`).
 """
-from typing import List, NamedTuple, Optional, Tuple
+from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -56,11 +61,25 @@ class CLIPFeatures(NamedTuple):
     cache: Optional[SVCCache] = None
 
 
+class CLIPLevels(NamedTuple):
+    """Multi-level outputs (docs/methods/weakclip.md §1).
+
+    ``features``: per ``out_indices`` block its output tokens without the
+    class token as (B, D, h, w); ``global_embedding`` (B, E) and
+    ``dense_embedding`` (B, E, h, w): ``ln_post · proj`` of the last block's
+    class token and patch tokens (no normalisation).
+    """
+    features: List[Tensor]
+    global_embedding: Tensor
+    dense_embedding: Tensor
+
+
 def interpolate_pos_embed(pos: Tensor, grid: Tuple[int, int],
-                          hw: Tuple[int, int]) -> Tensor:
+                          hw: Tuple[int, int], force: bool = False) -> Tensor:
     """Resize the (1 + gh·gw, D) positional embedding to (1 + h·w, D):
-    bilinear, ``align_corners=False``, no antialias; class row kept (§1.3)."""
-    if tuple(hw) == tuple(grid):
+    bilinear, ``align_corners=False``, no antialias; class row kept (§1.3).
+    Same size: returned as is unless ``force``."""
+    if tuple(hw) == tuple(grid) and not force:
         return pos
     gh, gw = grid
     cls_pos, patch_pos = pos[:1], pos[1:]
@@ -93,6 +112,22 @@ class CLIPViTBackbone(BaseModule):
         lvc_beta, lvc_gamma, lvc_per_image_mean: :func:`lvc_shift` options.
         save_clip_weights: keep the frozen CLIP weights in ``state_dict``.
         force_quick_gelu: passed to the resolver.
+        frozen: ``True`` (ExCEL, CLIP-ES): no gradients, always eval, CLIP
+            weights kept out of checkpoints unless ``save_clip_weights``.
+            ``False`` (WeakCLIP): the tower is an ordinary trainable module
+            (its lr comes from the optimiser config) and its weights are
+            saved.
+        out_indices: blocks whose outputs :meth:`forward_levels` returns
+            (WeakCLIP ``(3, 5, 7, 11)``); with it ``forward`` returns
+            :class:`CLIPLevels`.
+        drop_path_rate: stochastic depth, linear from 0 (block 0) to this
+            value (last block), active in training mode (WeakCLIP 0.1).
+        class_token_twice: DenseCLIP quirk: the class position also gets
+            ``class_embedding`` added, so the class token enters the blocks
+            as ``2·class_embedding + pos[0]`` (WeakCLIP: True).
+        pos_embed_grid: resize the pretrained positional grid once at load
+            time to this (h, w) grid (WeakCLIP: crop / patch); forwards then
+            resize from it. ``None`` keeps the pretrained grid.
     """
 
     def __init__(self,
@@ -107,6 +142,12 @@ class CLIPViTBackbone(BaseModule):
                  lvc_per_image_mean: bool = False,
                  save_clip_weights: bool = False,
                  force_quick_gelu: Optional[bool] = None,
+                 frozen: bool = True,
+                 out_indices: Optional[Sequence[int]] = None,
+                 drop_path_rate: float = 0.0,
+                 class_token_twice: bool = False,
+                 pos_embed_grid: Optional[Union[int, Sequence[int]]] = None,
+                 drop_remainder: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if feature_norm not in ('token', 'channel', 'none'):
@@ -140,10 +181,37 @@ class CLIPViTBackbone(BaseModule):
         self.lvc_beta = lvc_beta
         self.lvc_gamma = lvc_gamma
         self.lvc_per_image_mean = lvc_per_image_mean
-        self.save_clip_weights = save_clip_weights
+        self.frozen = frozen
+        self.save_clip_weights = save_clip_weights or not frozen
+        self.class_token_twice = class_token_twice
+        self.drop_remainder = drop_remainder
+        if out_indices is not None:
+            out_indices = [int(i) for i in out_indices]
+            bad = [i for i in out_indices if not 0 <= i < self.num_layers]
+            if bad:
+                raise ValueError(f'out_indices {bad} outside the '
+                                 f'{self.num_layers} blocks of the CLIP ViT')
+        self.out_indices = out_indices
+        if drop_path_rate > 0:
+            from mmcv.cnn.bricks import DropPath
+            rates = torch.linspace(0, drop_path_rate, self.num_layers)
+            self.drop_paths = nn.ModuleList(
+                DropPath(float(r)) if r > 0 else nn.Identity()
+                for r in rates)
+        else:
+            self.drop_paths = None
+        if pos_embed_grid is not None:
+            grid = ((pos_embed_grid, ) * 2 if isinstance(pos_embed_grid, int)
+                    else tuple(int(g) for g in pos_embed_grid))
+            resized = interpolate_pos_embed(
+                self.positional_embedding.detach(), self.grid_size, grid,
+                force=True)
+            self.positional_embedding = nn.Parameter(resized.clone())
+            self.grid_size = grid
         del clip
-        self.requires_grad_(False)
-        self.eval()
+        if frozen:
+            self.requires_grad_(False)
+            self.eval()
         self._register_state_dict_hook(self._drop_clip_keys)
 
     # ------------------------------------------------------------------
@@ -152,8 +220,8 @@ class CLIPViTBackbone(BaseModule):
         """CLIP is loaded in ``__init__``; nothing to initialise."""
 
     def train(self, mode: bool = True) -> 'CLIPViTBackbone':
-        """Always eval (frozen encoder)."""
-        return super().train(False)
+        """Always eval when frozen; otherwise an ordinary module."""
+        return super().train(mode and not self.frozen)
 
     def _is_clip_key(self, key: str, prefix: str) -> bool:
         rest = key[len(prefix):] if key.startswith(prefix) else None
@@ -196,7 +264,7 @@ class CLIPViTBackbone(BaseModule):
         if H < ph or W < pw:
             raise ValueError(f'image {H}x{W} is smaller than one {ph}x{pw} '
                              'patch')
-        if H % ph or W % pw:
+        if (H % ph or W % pw) and not self.drop_remainder:
             raise ValueError(
                 f'image size {H}x{W} is not divisible by the patch size '
                 f'{ph}x{pw}: pad or resize in the data pipeline '
@@ -210,9 +278,12 @@ class CLIPViTBackbone(BaseModule):
         x = x.flatten(2).transpose(1, 2)  # (B, P, D)
         cls = self.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
         x = torch.cat([cls, x], dim=1)
-        x = x + interpolate_pos_embed(self.positional_embedding,
-                                      self.grid_size, hw).to(x.dtype)
-        return self.ln_pre(x), hw
+        pos = interpolate_pos_embed(self.positional_embedding,
+                                    self.grid_size, hw).to(x.dtype)
+        if self.class_token_twice:  # DenseCLIP: pos[0] + class_embedding
+            pos = torch.cat([pos[:1] + self.class_embedding.to(x.dtype),
+                             pos[1:]], dim=0)
+        return self.ln_pre(x + pos), hw
 
     def project(self, x: Tensor) -> Tensor:
         """``ln_post · proj`` then the configured normalisation."""
@@ -225,15 +296,48 @@ class CLIPViTBackbone(BaseModule):
             x = x / x.norm(dim=-1, keepdim=True)
         return x
 
-    @torch.no_grad()
-    def forward(self, img: Tensor,
-                ex_feats: Optional[Tensor] = None) -> CLIPFeatures:
-        """Frozen CLIP (+SVC) forward; with ``ex_feats`` the LVC features."""
-        x, hw = self.embed(img)
-        out = self.forward_tokens(x, hw)
-        if ex_feats is not None:
-            return self.forward_lvc(out, ex_feats)
-        return out
+    def forward(self, img: Tensor, ex_feats: Optional[Tensor] = None
+                ) -> Union[CLIPFeatures, CLIPLevels]:
+        """Frozen CLIP (+SVC) forward; with ``ex_feats`` the LVC features.
+        With ``out_indices``: :meth:`forward_levels`."""
+        if self.out_indices is not None:
+            return self.forward_levels(img)
+        with torch.no_grad():
+            x, hw = self.embed(img)
+            out = self.forward_tokens(x, hw)
+            if ex_feats is not None:
+                return self.forward_lvc(out, ex_feats)
+            return out
+
+    def forward_levels(self, img: Tensor,
+                       tokens: Optional[Tensor] = None,
+                       hw: Optional[Tuple[int, int]] = None) -> CLIPLevels:
+        """Multi-level forward (docs/methods/weakclip.md §1): every block,
+        fused attention (no attention weights), stochastic depth in training
+        mode, gradients unless frozen. ``tokens`` (the ``embed`` output) and
+        ``hw`` skip the embedding (stage-wise tests)."""
+        if self.out_indices is None:
+            raise ValueError('forward_levels needs out_indices')
+        with torch.set_grad_enabled(torch.is_grad_enabled()
+                                    and not self.frozen):
+            if tokens is None:
+                tokens, hw = self.embed(img)
+            x = tokens
+            b = x.shape[0]
+            feats = []
+            for i, block in enumerate(self.resblocks):
+                dp = self.drop_paths[i] if self.drop_paths is not None \
+                    else None
+                x, _, _ = standard_block(block, x, need_attn=False,
+                                         drop_path=dp)
+                if i in self.out_indices:
+                    feats.append(x[:, 1:].transpose(1, 2).reshape(
+                        b, -1, *hw).contiguous())
+            x = self.ln_post(x)
+            if self.proj is not None:
+                x = x @ self.proj
+            dense = x[:, 1:].transpose(1, 2).reshape(b, -1, *hw)
+            return CLIPLevels(feats, x[:, 0], dense)
 
     @torch.no_grad()
     def forward_tokens(self, x: Tensor, hw: Tuple[int, int],

@@ -40,19 +40,29 @@ def heads_out(block: nn.Module, y: Tensor) -> Tensor:
 
 
 def standard_block(block: nn.Module, x: Tensor,
-                   qkv: Optional[Tuple[Tensor, Tensor, Tensor]] = None
-                   ) -> Tuple[Tensor, Tensor, Tensor]:
+                   qkv: Optional[Tuple[Tensor, Tensor, Tensor]] = None,
+                   need_attn: bool = True,
+                   drop_path: Optional[nn.Module] = None
+                   ) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
     """Ordinary pre-LN CLIP block.
 
     Returns ``(x_out, x_mid, attn)``: the block output, the state after the
     attention residual (before the MLP) and the per-head attention
-    (B, H, N, N).
+    (B, H, N, N). With ``need_attn=False`` the attention runs fused
+    (``scaled_dot_product_attention``) and ``attn`` is ``None``.
+    ``drop_path`` (stochastic depth, e.g. mmcv's ``DropPath``) is applied to
+    both residual branches, as DenseCLIP-style towers do.
     """
     q, k, v = block_qkv(block, x) if qkv is None else qkv
-    scale = q.shape[-1]**-0.5
-    attn = ((q * scale) @ k.transpose(-2, -1)).softmax(dim=-1)
-    x_mid = x + block.ls_1(heads_out(block, attn @ v))
-    x_out = x_mid + block.ls_2(block.mlp(block.ln_2(x_mid)))
+    if need_attn:
+        scale = q.shape[-1]**-0.5
+        attn = ((q * scale) @ k.transpose(-2, -1)).softmax(dim=-1)
+        y = attn @ v
+    else:
+        attn, y = None, F.scaled_dot_product_attention(q, k, v)
+    dp = drop_path if drop_path is not None else (lambda t: t)
+    x_mid = x + dp(block.ls_1(heads_out(block, y)))
+    x_out = x_mid + dp(block.ls_2(block.mlp(block.ln_2(x_mid))))
     return x_out, x_mid, attn
 
 

@@ -2,5 +2,6 @@
 from .clip_es import CLIPES
 from .excel import ExCEL
 from .excel_tta import ExCELTTAModel
+from .weakclip import WeakCLIP
 
-__all__ = ['CLIPES', 'ExCEL', 'ExCELTTAModel']
+__all__ = ['CLIPES', 'ExCEL', 'ExCELTTAModel', 'WeakCLIP']
