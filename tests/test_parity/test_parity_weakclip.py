@@ -150,3 +150,160 @@ def test_neck_and_head_eval(case):
             assert _rel(ours, ref) < 1e-5
         logits = model.decode_head(list(head['neck_outputs']))
     assert _rel(logits, head['logits']) < 1e-5
+
+
+def test_losses_and_crf_from_stored_logits(case):
+    """Resize, floored softmax, cues, CRF image, CRF, seeding and boundary
+    losses from the stored stride-4 logits."""
+    from mmseg_excel.models.losses import (boundary_loss, crf_images_uint8,
+                                           cues_from_mask, floored_softmax,
+                                           seeding_loss)
+    import torch.nn.functional as F
+    model, _, f = case
+    tr, inp = f['train'], f['inputs']
+    h, w = model.loss_size
+    z = F.interpolate(tr['logits_stride4'], size=(h, w), mode='bilinear',
+                      align_corners=bool(h % 2 and w % 2))
+    assert _rel(z, tr['logits_feature_size']) < 1e-5
+    probs = floored_softmax(tr['logits_feature_size'])
+    assert _rel(probs, tr['probs']) < 1e-5
+    mask = inp['gt_semantic_seg'].long()
+    cues = cues_from_mask(mask, probs.shape[1], (h, w))
+    assert torch.equal(cues.to(torch.uint8), tr['cues'])
+    mean, std = model._mean_std()
+    img = crf_images_uint8(inp['inputs'].float(), (h, w), mean, std)
+    assert np.array_equal(img, tr['crf_image_uint8'].numpy())
+    loss_mod = model.seg_loss
+    q = loss_mod.crf.inference_single(tr['crf_image_uint8'].numpy()[0],
+                                      tr['crf_probs_in'][0].numpy(),
+                                      prepared=True)
+    assert np.array_equal(q, tr['crf_Q'][0].numpy())
+    post = loss_mod.crf_posterior(tr['crf_image_uint8'].numpy(), tr['probs'])
+    assert _rel(post.log(), tr['crf_log']) < 1e-12
+    assert abs(seeding_loss(tr['probs'], cues).item() -
+               tr['losses']['decode.loss_seeding']) < 1e-5 * max(
+                   1, abs(tr['losses']['decode.loss_seeding']))
+    lb = boundary_loss(tr['probs'], tr['crf_log'].exp().float()).item()
+    assert abs(lb - tr['losses']['decode.loss_boundary']) < 1e-5
+
+
+def _official_mode(model):
+    """Training mode with every dropout / drop-path off (the fixtures')."""
+    model.train()
+    for m in model.modules():
+        if isinstance(m, (torch.nn.Dropout, torch.nn.Dropout2d)) or \
+                type(m).__name__ == 'DropPath':
+            m.eval()
+
+
+def _group(name: str) -> str:
+    if name.startswith('adapter.'):
+        return 'adapters'
+    if name.startswith('backbone.'):
+        return 'clip_visual'
+    for g in ('text_encoder', 'context_decoder', 'neck', 'decode_head'):
+        if name.startswith(g + '.'):
+            return g
+    return name
+
+
+def test_training_step_from_stored_backbone(case, wc_dir, tmp_path):
+    """One step of losses and gradients with the stored backbone outputs in
+    place of the vision tower: every loss, gradient norm (per parameter and
+    per group, except the vision tower's) and BN statistic."""
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    from mmseg_excel.models.backbones import CLIPLevels
+    from mmseg_excel.utils.weakclip_keys import convert_weakclip_key
+    model, _, f = case
+    model, _ = build_model(wc_dir, tmp_path)  # fresh BN statistics
+    tr, inp, bb = f['train'], f['inputs'], f['backbone']
+    feats = [t.clone().requires_grad_(True) for t in bb['features']]
+    stored = CLIPLevels(feats, bb['global_embedding'],
+                        bb['dense_embedding'])
+    model.backbone.forward = lambda img: stored
+    _official_mode(model)
+    samples = []
+    for m in inp['gt_semantic_seg']:
+        s = SegDataSample()
+        s.gt_sem_seg = PixelData(data=m.long())
+        samples.append(s)
+    losses = model.loss(inp['inputs'].float(), samples)
+    for k in ('decode.loss_seeding', 'decode.loss_boundary',
+              'aux_identity.loss_ce', 'aux_identity.acc_seg'):
+        ref = tr['losses'][k]
+        assert abs(float(losses[k]) - ref) <= 1e-5 * max(1, abs(ref)), k
+    total, log_vars = model.parse_losses(losses)
+    assert abs(total.item() - tr['loss']) < 1e-5 * tr['loss']
+    total.backward()
+    ours = {n: p.grad.norm().item() for n, p in model.named_parameters()
+            if p.grad is not None}
+    ref = {convert_weakclip_key(k): v for k, v in tr['grad_norm'].items()}
+    no_grad = {convert_weakclip_key(k) for k in tr['params_without_grad']}
+    # the official loop leaves layers 0, 1 of both branches without grad
+    for n, p in model.named_parameters():
+        if n in no_grad:
+            assert p.grad is None or p.grad.abs().max() == 0, n
+    groups = {}
+    for n, v in ours.items():
+        if n.startswith('backbone.') and not n.startswith('adapter.'):
+            continue  # the vision tower is not run here
+        groups.setdefault(_group(n), 0.0)
+        groups[_group(n)] += v**2
+        r = ref[n]
+        g_ref = tr['grad_norm_groups'][_group(n)]
+        if n == 'adapter.levels.0.1.bias':  # true gradient 0 (batch BN)
+            assert v < 1e-6 * g_ref + 1e-12
+            continue
+        assert abs(v - r) <= 7e-5 * max(r, 1e-3 * g_ref), (n, v, r)
+    for g, v in groups.items():
+        r = tr['grad_norm_groups'][g]
+        assert abs(v**0.5 - r) <= 1e-5 * r, (g, v**0.5, r)
+    assert set(groups) == set(tr['grad_norm_groups']) - {'clip_visual'}
+    sd = model.state_dict()
+    for k, v in tr['bn_running_after'].items():
+        ok = convert_weakclip_key(k)
+        if v.is_floating_point():
+            assert _rel(sd[ok], v) < 1e-5, k
+        else:
+            assert torch.equal(sd[ok].long(), v.long()), k
+
+
+def test_whole_inference(case):
+    """``whole`` end to end from the unpadded input (75 × 98 is not a
+    multiple of the patch; the patch conv drops the remainder)."""
+    model, _, f = case
+    wh = f['infer']['whole']
+    with torch.no_grad():
+        x, _ = model.extract_feat(wh['input'])
+        logits = model.decode_head(x)
+        seg = model.encode_decode(wh['input'], [{}])
+    assert _rel(logits, wh['logits_stride4']) < 2e-3
+    assert _rel(seg, wh['seg_logit']) < 2e-3
+
+
+def _normalise(rgb: torch.Tensor, inputs: dict) -> torch.Tensor:
+    norm = inputs['img_norm_cfg']
+    x = rgb.float().permute(2, 0, 1)[None]
+    mean = torch.tensor(norm['mean'], dtype=torch.float32).view(1, 3, 1, 1)
+    std = torch.tensor(norm['std'], dtype=torch.float32).view(1, 3, 1, 1)
+    return (x - mean) * (1 / std)
+
+
+def test_slide_inference(case):
+    """mmseg's slide inference over our ``encode_decode`` on the largest
+    unflipped test view: same windows, overlapping logits averaged."""
+    import torch.nn.functional as F
+    model, _, f = case
+    inf = f['infer']
+    sl, aug = inf['slide'], inf['aug']
+    ratio, flip = aug['order'][sl['view_index']]
+    assert not flip
+    view = next(v for v in aug['views'] if v['ratio'] == ratio)
+    x = _normalise(view['rgb_uint8'], f['inputs'])
+    assert tuple(x.shape[-2:]) == tuple(view['size_hw'])
+    with torch.no_grad():
+        logit = model.slide_inference(x, [dict(img_shape=x.shape[-2:])])
+    logit = F.interpolate(logit, size=sl['seg_logit'].shape[-2:],
+                          mode='bilinear', align_corners=False)
+    assert _rel(logit, sl['seg_logit']) < 2e-3

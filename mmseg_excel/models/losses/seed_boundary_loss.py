@@ -71,8 +71,9 @@ def crf_images_uint8(inputs: Tensor, size: Sequence[int], mean: Sequence[float],
     x = inputs.detach().float().cpu().numpy()
     h, w = size
     x = zoom(x, (1.0, 1.0, h / x.shape[2], w / x.shape[3]), order=1)
-    x = x.transpose(0, 2, 3, 1) * np.asarray(std)[None, None, None] \
-        + np.asarray(mean)[None, None, None]
+    # float32 like the official img_norm_cfg arrays
+    x = x.transpose(0, 2, 3, 1) * np.asarray(std, np.float32) \
+        + np.asarray(mean, np.float32)
     return np.ascontiguousarray(x, dtype=np.uint8)
 
 
