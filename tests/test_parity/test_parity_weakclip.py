@@ -307,3 +307,40 @@ def test_slide_inference(case):
     logit = F.interpolate(logit, size=sl['seg_logit'].shape[-2:],
                           mode='bilinear', align_corners=False)
     assert _rel(logit, sl['seg_logit']) < 2e-3
+
+
+def test_lr_schedule(wc_dir):
+    """Per-iteration lr of an lr_mult-1 and an lr_mult-0 group through
+    mmengine's optimizer constructor (``custom_keys`` substring match) and
+    our scheduler, against the official mmcv hook."""
+    from mmengine.optim import build_optim_wrapper
+    from mmseg_excel.engine.schedulers import CosineWarmupLR
+    sched = load(wc_dir, 'schedule.pt')
+    lc, oc = sched['lr_config'], sched['optimizer']
+    net = torch.nn.ModuleDict(dict(backbone=torch.nn.Linear(2, 2),
+                                   head=torch.nn.Linear(2, 2)))
+    wrapper = build_optim_wrapper(net, dict(
+        type='OptimWrapper',
+        optimizer=dict(type=oc['type'], lr=oc['lr'],
+                       weight_decay=oc['weight_decay']),
+        paramwise_cfg=dict(custom_keys={'backbone': dict(lr_mult=0.0)})))
+    s = CosineWarmupLR(wrapper, max_iters=sched['max_iters'],
+                       eta_min=lc['min_lr'],
+                       warmup_iters=lc['warmup_iters'],
+                       warmup_ratio=lc['warmup_ratio'])
+    frozen = {id(p) for p in net['backbone'].parameters()}
+    groups = {(0.0 if id(g['params'][0]) in frozen else 1.0): i
+              for i, g in enumerate(wrapper.optimizer.param_groups)}
+    assert set(groups) == set(sched['lr'])
+    worst, checked = 0.0, 0
+    for it in range(sched['max_iters']):
+        for mult, idx in groups.items():
+            if it not in sched['lr'][mult]:
+                continue  # the file stores a subset of the iterations
+            checked += 1
+            ref = sched['lr'][mult][it]
+            got = wrapper.optimizer.param_groups[idx]['lr']
+            worst = max(worst, abs(got - ref) / max(abs(ref), 1e-20))
+        s.step()
+    assert checked >= 2 * len(sched['lr'][1.0]) - 2
+    assert worst < 1e-9, worst
