@@ -1,0 +1,86 @@
+# WeakCLIP on the Toy World with the shipped toy CLIP, trained on pseudo
+# masks of the train split (default: ExCEL's, written by
+# tools/generate_pseudo_labels.py into data/toy_world/pseudo_labels/excel),
+# validated on the exact masks. 1k iterations, batch 8, CPU-sized.
+_base_ = [
+    '../_base_/models/weakclip_clip-vit-b16.py',
+    '../_base_/default_runtime.py', '../_base_/schedules/weakclip_20k.py'
+]
+toy_clip = dict(
+    model_name='mmseg_excel/data/toy_clip/toy_clip.json',
+    pretrained='mmseg_excel/data/toy_clip/toy_clip.pt')
+classes = ('background', 'apple', 'star', 'ring', 'cross', 'heart', 'moon',
+           'kite', 'fish')
+num_classes = len(classes)
+width, embed = 64, 64  # toy CLIP visual width / joint embedding
+crop = (96, 96)
+max_iters = 1000
+model = dict(
+    # the toy CLIP was pretrained with CLIP's mean/std
+    data_preprocessor=dict(
+        mean=[122.7709383, 116.7460125, 104.09373615],
+        std=[68.5005327, 66.6321579, 70.32316305],
+        size=crop),
+    backbone=dict(**toy_clip, out_indices=(0, 1, 2, 3), pos_embed_grid=None),
+    adapter=dict(in_channels=width, norm_cfg=dict(type='BN')),
+    text_encoder=dict(**toy_clip, context_length=13),
+    context_decoder=dict(visual_dim=embed, width=32, num_heads=2),
+    neck=dict(in_channels=[width + num_classes] * 4, out_channels=32),
+    decode_head=dict(in_channels=[32] * 4, channels=32,
+                     num_classes=num_classes, norm_cfg=dict(type='BN')),
+    class_names=classes,
+    loss_size=(12, 12),
+    test_cfg=dict(_delete_=True, mode='whole'))
+data_root = 'data/toy_world'
+train_pipeline = [
+    dict(type='LoadImageFromFile', imdecode_backend='pillow'),
+    dict(type='LoadPseudoSegMap', as_gt=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackSegInputs')
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile', imdecode_backend='pillow'),
+    dict(type='LoadAnnotations'),
+    dict(type='PackSegInputs')
+]
+_ds = dict(
+    type='VOCLayoutWSSSDataset',
+    metainfo=dict(classes=classes),
+    data_root=data_root,
+    img_suffix='.png',
+    data_prefix=dict(img_path='JPEGImages',
+                     seg_map_path='SegmentationClassAug'))
+train_dataloader = dict(
+    batch_size=8,
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(
+        **_ds,
+        ann_file='ImageSets/Segmentation/train.txt',
+        pseudo_seg_map_dir='pseudo_labels/excel',
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=8,
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(**_ds, ann_file='ImageSets/Segmentation/val.txt',
+                 pipeline=test_pipeline))
+test_dataloader = dict(
+    batch_size=8,
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(**_ds, ann_file='ImageSets/Segmentation/test.txt',
+                 pipeline=test_pipeline))
+val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
+test_evaluator = val_evaluator
+param_scheduler = [
+    dict(type='CosineWarmupLR', max_iters=max_iters, eta_min=1e-6,
+         warmup_iters=50, warmup_ratio=1e-6, by_epoch=False)
+]
+train_cfg = dict(max_iters=max_iters, val_interval=250)
+default_hooks = dict(
+    logger=dict(interval=10),
+    checkpoint=dict(interval=250, save_best='mIoU'))
