@@ -12,7 +12,6 @@ toy_clip = dict(
 classes = ('background', 'apple', 'star', 'ring', 'cross', 'heart', 'moon',
            'kite', 'fish')
 num_classes = len(classes)
-width, embed = 64, 64  # toy CLIP visual width / joint embedding
 crop = (96, 96)
 max_iters = 1000
 model = dict(
@@ -22,10 +21,10 @@ model = dict(
         std=[68.5005327, 66.6321579, 70.32316305],
         size=crop),
     backbone=dict(**toy_clip, out_indices=(0, 1, 2, 3), pos_embed_grid=None),
-    adapter=dict(in_channels=width, norm_cfg=dict(type='BN')),
+    adapter=dict(norm_cfg=dict(type='BN')),
     text_encoder=dict(**toy_clip, context_length=13),
-    context_decoder=dict(visual_dim=embed, width=32, num_heads=2),
-    neck=dict(in_channels=[width + num_classes] * 4, out_channels=32),
+    context_decoder=dict(width=32, num_heads=2),
+    neck=dict(out_channels=32),
     decode_head=dict(in_channels=[32] * 4, channels=32,
                      num_classes=num_classes, norm_cfg=dict(type='BN')),
     class_names=classes,

@@ -14,7 +14,6 @@ num_classes = len(COCO_WSSS_CLASSES)
 max_iters = 40000
 model = dict(
     class_names=COCO_WSSS_CLASSES,
-    neck=dict(in_channels=[768 + num_classes] * 4),
     decode_head=dict(num_classes=num_classes))
 param_scheduler = [
     dict(type='CosineWarmupLR', max_iters=max_iters, eta_min=1e-6,

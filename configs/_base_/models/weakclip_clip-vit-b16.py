@@ -1,7 +1,8 @@
 # WeakCLIP with OpenAI CLIP ViT-B/16 (docs/methods/weakclip.md): 512x512
 # crops (32x32 patch grid), VOC's 21 classes. A child config for another
-# class count sets class_names, decode_head.num_classes and neck.in_channels
-# (768 + K each).
+# class count sets class_names and decode_head.num_classes; the adapter,
+# co-attention and FPN input widths follow the CLIP (None: 768, 512,
+# 768 + K).
 num_classes = 21
 _crop = (512, 512)
 clip_pretrained = 'openai'  # or a local ViT-B-16.pt (any weight format)
@@ -28,7 +29,7 @@ model = dict(
         class_token_twice=True,
         pos_embed_grid=32,  # crop / patch, resized once at load time
         drop_remainder=True),  # unpadded test views
-    adapter=dict(type='PyramidAdapter', in_channels=768,
+    adapter=dict(type='PyramidAdapter', in_channels=None,
                  scales=(4, 2, 1, 0.5), norm_cfg=norm_cfg),
     text_encoder=dict(
         type='CLIPTextContextEncoder',
@@ -37,7 +38,7 @@ model = dict(
         context_length=13),  # 5 name tokens + 8 learnable vectors
     context_decoder=dict(
         type='CoAttentionMatching',
-        visual_dim=512,
+        visual_dim=None,
         width=256,
         num_heads=4,
         num_layers=3,
@@ -47,7 +48,7 @@ model = dict(
     # construction-time init as the official training (no init_weights)
     neck=dict(
         type='FPN',
-        in_channels=[768 + num_classes] * 4,
+        in_channels=None,
         out_channels=256,
         num_outs=4,
         init_cfg=None),

@@ -8,7 +8,7 @@ runs under ``no_grad`` and is stateless (the positional embedding is
 interpolated at run time from the original grid, never overwritten; official
 behaviour 18), with the SVC surgery path and LVC. For WeakCLIP the same
 tower is built with ``frozen=False`` and ``out_indices``: multi-level outputs,
-stochastic depth, the DenseCLIP class-token quirk and a load-time resized
+stochastic depth, the DenseCLIP class-token behaviour and a load-time resized
 positional table (:meth:`CLIPViTBackbone.forward_levels`).
 """
 from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
@@ -122,7 +122,7 @@ class CLIPViTBackbone(BaseModule):
             :class:`CLIPLevels`.
         drop_path_rate: stochastic depth, linear from 0 (block 0) to this
             value (last block), active in training mode (WeakCLIP 0.1).
-        class_token_twice: DenseCLIP quirk: the class position also gets
+        class_token_twice: DenseCLIP behaviour: the class position also gets
             ``class_embedding`` added, so the class token enters the blocks
             as ``2·class_embedding + pos[0]`` (WeakCLIP: True).
         pos_embed_grid: resize the pretrained positional grid once at load

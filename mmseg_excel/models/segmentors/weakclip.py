@@ -5,7 +5,7 @@
 The data flow of one training step reads top to bottom in
 :meth:`WeakCLIP.extract_feat` and :meth:`WeakCLIP.loss`::
 
-    image ──CLIP ViT (class-token quirk, drop-path; §1)──► 4 levels,
+    image ──CLIP ViT (class token twice, drop-path; §1)──► 4 levels,
                                             global g, dense V (B, E, h, w)
     4 levels ──pyramid adapter (§1)──► ×4 / ×2 / ×1 / ÷2 pyramid
     class names + learnable context ──CLIP text (§2)──► T (B, K, E)
@@ -41,10 +41,11 @@ class WeakCLIP(EncoderDecoder):
         backbone: ``CLIPViTBackbone`` with ``frozen=False``, ``out_indices``,
             ``class_token_twice=True``, ``drop_path_rate``,
             ``pos_embed_grid`` (crop / patch) and ``drop_remainder=True``.
-        adapter: ``PyramidAdapter``.
+        adapter: ``PyramidAdapter`` (``in_channels=None``: the CLIP width).
         text_encoder: ``CLIPTextContextEncoder`` (same CLIP).
-        context_decoder: ``CoAttentionMatching``.
-        neck: mmseg ``FPN`` with ``in_channels = [D + K] * 4``.
+        context_decoder: ``CoAttentionMatching`` (``visual_dim=None``: the
+            joint embedding width).
+        neck: mmseg ``FPN``; ``in_channels=None`` gives ``[D + K] * 4``.
         decode_head: mmseg ``FPNHead`` (its ``loss_decode`` is unused).
         class_names: the dataset's classes, ``background`` first.
         name_context_length: tokens of a tokenised class name incl. SOT/EOT
@@ -89,16 +90,29 @@ class WeakCLIP(EncoderDecoder):
         if isinstance(test_cfg, dict):
             test_cfg = ConfigDict(test_cfg)
         super().__init__(
-            backbone=backbone, decode_head=decode_head, neck=neck,
+            backbone=backbone, decode_head=decode_head, neck=None,
             train_cfg=train_cfg, test_cfg=test_cfg,
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        # widths left as None follow the loaded CLIP and the class count
+        width = self.backbone.conv1.out_channels
+        adapter = dict(adapter)
+        if adapter.get('in_channels') is None:
+            adapter['in_channels'] = width
+        self.adapter = MODELS.build(adapter)
+        neck = dict(neck)
+        if neck.get('in_channels') is None:
+            neck['in_channels'] = [width + self.num_classes] * len(
+                self.adapter.levels)
+        self.neck = MODELS.build(neck)
         self.class_names = list(class_names)
         if len(self.class_names) != self.num_classes:
             raise ValueError(
                 f'{len(self.class_names)} class names but the decode head '
                 f'has num_classes={self.num_classes}')
-        self.adapter = MODELS.build(adapter)
         self.text_encoder = MODELS.build(text_encoder)
+        context_decoder = dict(context_decoder)
+        if context_decoder.get('visual_dim') is None:
+            context_decoder['visual_dim'] = self.text_encoder.embed_dim
         self.context_decoder = MODELS.build(context_decoder)
         self.register_buffer(
             'name_tokens',
@@ -159,6 +173,11 @@ class WeakCLIP(EncoderDecoder):
                       dim=1) for p in pyramid
         ]
         return list(self.neck(x)), score
+
+    def _forward(self, inputs: Tensor, data_samples=None) -> Tensor:
+        """Stride-4 logits (mmseg's tensor mode)."""
+        x, _ = self.extract_feat(inputs)
+        return self.decode_head.forward(x)
 
     def encode_decode(self, inputs: Tensor,
                       batch_img_metas: List[dict]) -> Tensor:
