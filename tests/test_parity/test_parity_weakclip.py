@@ -344,3 +344,36 @@ def test_lr_schedule(wc_dir):
         s.step()
     assert checked >= 2 * len(sched['lr'][1.0]) - 2
     assert worst < 1e-9, worst
+
+
+def test_ms_flip_tta(case):
+    """12 views (6 scales × flip) through our ``predict`` and mmseg's
+    ``SegTTAModel.merge_preds`` (softmax probabilities averaged) against the
+    official ``aug_test``."""
+    from mmseg.models import SegTTAModel
+    from mmseg.structures import SegDataSample
+    model, _, f = case
+    aug = f['infer']['aug']
+    ori = tuple(aug['rgb_uint8'].shape[:2])
+    views = {v['ratio']: v for v in aug['views']}
+    per_view = []
+    with torch.no_grad():
+        for ratio, flip in aug['order']:
+            x = _normalise(views[ratio]['rgb_uint8'], f['inputs'])
+            if flip:
+                x = x.flip(-1)
+            s = SegDataSample(metainfo=dict(
+                ori_shape=ori, img_shape=tuple(x.shape[-2:]),
+                pad_shape=tuple(x.shape[-2:]), padding_size=[0, 0, 0, 0],
+                img_path='view.png',
+                flip=flip, flip_direction='horizontal' if flip else None))
+            per_view.append(model.predict(x, [s])[0])
+    tta = SegTTAModel(module=model)
+    merged = tta.merge_preds([per_view])[0]
+    probs = torch.stack([s.seg_logits.data.softmax(0) for s in per_view
+                         ]).mean(0)
+    assert _rel(probs[None], aug['probs']) < 2e-3
+    pred = merged.pred_sem_seg.data[0]
+    agree = (pred == aug['pred'].long()).float().mean().item()
+    assert agree >= 0.999, agree
+    assert torch.equal(torch.unique(pred), aug['keys'])
