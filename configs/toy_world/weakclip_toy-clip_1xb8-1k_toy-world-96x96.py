@@ -29,7 +29,8 @@ model = dict(
                      num_classes=num_classes, norm_cfg=dict(type='BN')),
     class_names=classes,
     loss_size=(12, 12),
-    test_cfg=dict(_delete_=True, mode='whole'))
+    test_cfg=dict(_delete_=True, mode='whole', aug_ratios=[0.75, 1.0, 1.25],
+                  aug_flip=True))
 data_root = 'data/toy_world'
 train_pipeline = [
     dict(type='LoadImageFromFile', imdecode_backend='pillow'),
@@ -83,3 +84,8 @@ train_cfg = dict(max_iters=max_iters, val_interval=250)
 default_hooks = dict(
     logger=dict(interval=10),
     checkpoint=dict(interval=250, save_best='mIoU'))
+# refinement (tools/generate_pseudo_labels.py --checkpoint CKPT --crf):
+# ms + flip probabilities of the present classes (model.test_cfg
+# aug_ratios / aug_flip), then this dense CRF
+crf = dict(type='DenseCRF', iter_max=10, pos_xy_std=3, pos_w=3, bi_xy_std=83,
+           bi_rgb_std=5, bi_w=3)

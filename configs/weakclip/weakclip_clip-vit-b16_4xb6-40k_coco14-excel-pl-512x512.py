@@ -14,7 +14,8 @@ num_classes = len(COCO_WSSS_CLASSES)
 max_iters = 40000
 model = dict(
     class_names=COCO_WSSS_CLASSES,
-    decode_head=dict(num_classes=num_classes))
+    decode_head=dict(num_classes=num_classes),
+    test_cfg=dict(aug_ratios=[0.5, 0.75, 1.0, 1.25, 1.5, 1.75], aug_flip=True))
 param_scheduler = [
     dict(type='CosineWarmupLR', max_iters=max_iters, eta_min=1e-6,
          warmup_iters=1500, warmup_ratio=1e-6, by_epoch=False)
@@ -23,3 +24,8 @@ train_cfg = dict(max_iters=max_iters)
 train_dataloader = dict(
     batch_size=6, dataset=dict(pseudo_seg_map_dir='pseudo_labels/excel'))
 tta_model = dict(type='SegTTAModel')
+# refinement (tools/generate_pseudo_labels.py --checkpoint CKPT --crf):
+# ms + flip probabilities of the present classes (model.test_cfg
+# aug_ratios / aug_flip), then this dense CRF
+crf = dict(type='DenseCRF', iter_max=10, pos_xy_std=1, pos_w=3, bi_xy_std=67,
+           bi_rgb_std=3, bi_w=4)

@@ -229,6 +229,52 @@ class WeakCLIP(EncoderDecoder):
             losses[f'aux_identity.{k}'] = v
         return losses
 
+    @torch.no_grad()
+    def generate_pseudo_labels(self, inputs: Tensor,
+                               data_samples: SampleList) -> dict:
+        """Refined pseudo masks (docs/methods/weakclip.md §5): per image the
+        softmax probabilities averaged over the scales
+        ``test_cfg.aug_ratios`` (default ``[1.0]``) and, with
+        ``test_cfg.aug_flip`` (default True), their mirrors, each view through
+        :meth:`inference` (whole / slide) and resized to the original size.
+
+        Returns (lists over images) ``cams_with_bkg``: the probabilities of
+        the classes present in the argmax, ``keys``: their ids,
+        ``pseudo_labels``: the argmax, all at the original size — what
+        ``tools/generate_pseudo_labels.py --crf`` refines with the config's
+        dense CRF. The scales are applied to the normalised tensor
+        (bilinear), not to the uint8 image as the official test pipeline
+        does.
+        """
+        ratios = list(self.test_cfg.get('aug_ratios', [1.0]))
+        flips = [False, True] if self.test_cfg.get('aug_flip', True) \
+            else [False]
+        probs_l, keys_l, labels_l = [], [], []
+        for i, sample in enumerate(data_samples):
+            meta = sample.metainfo
+            h, w = meta.get('img_shape', inputs.shape[-2:])[:2]
+            ori = tuple(meta.get('ori_shape', (h, w))[:2])
+            x = inputs[i:i + 1, :, :h, :w]
+            total = 0
+            for r in ratios:
+                xr = x if r == 1 else F.interpolate(
+                    x, scale_factor=r, mode='bilinear', align_corners=False)
+                for flip in flips:
+                    v = xr.flip(-1) if flip else xr
+                    logit = self.inference(
+                        v, [dict(meta, img_shape=tuple(v.shape[-2:]))])
+                    p = F.interpolate(logit, size=ori, mode='bilinear',
+                                      align_corners=False).softmax(1)
+                    total = total + (p.flip(-1) if flip else p)
+            probs = (total / (len(ratios) * len(flips)))[0]
+            label = probs.argmax(0)
+            keys = torch.unique(label)
+            probs_l.append(probs[keys])
+            keys_l.append(keys)
+            labels_l.append(label)
+        return dict(cams_with_bkg=probs_l, keys=keys_l,
+                    pseudo_labels=labels_l, labels_are_original=True)
+
     def train(self, mode: bool = True) -> 'WeakCLIP':
         super().train(mode)
         if mode and self.norm_eval:

@@ -60,6 +60,30 @@ def test_weakclip_trains_through_tools_train(tmp_path):
     # trainable CLIP (min_lr floor): its weights are saved
     assert any(k.startswith('backbone.resblocks.') for k in keys)
     assert 'contexts' in keys and 'gamma' in keys and 'beta' in keys
+    # refinement: trained WeakCLIP -> ms+flip probabilities -> dense CRF
+    # -> PNG masks, scored against the ground truth, resumable
+    out_dir = tmp_path / 'refined'
+    cmd = [PY, str(ROOT / 'tools/generate_pseudo_labels.py'), str(CFG),
+           '--checkpoint', str(tmp_path / 'work' / 'iter_2.pth'), '--crf',
+           '--split', 'test', '--out-dir', str(out_dir), '--cfg-options',
+           f'test_dataloader.dataset.data_root={data}',
+           'test_dataloader.num_workers=0',
+           'test_dataloader.persistent_workers=False']
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    pngs = sorted(out_dir.glob('*.png'))
+    assert len(pngs) == 2
+    assert 'pseudo-label mIoU' in out and '2 computed' in out
+    from PIL import Image
+    import numpy as np
+    lab = np.asarray(Image.open(pngs[0]))
+    assert lab.shape == (64, 64) and lab.max() < 9
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0 and '2 already present' in proc.stdout
 
 
 def test_missing_pseudo_mask_folder_is_an_error(tmp_path):
