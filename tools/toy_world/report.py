@@ -5,9 +5,9 @@ For each method config under ``configs/toy_world/`` it
 
 1. generates training-free pseudo labels on the test split with the frozen
    toy CLIP and scores them (``tools/generate_pseudo_labels.py``);
-2. trains the config through ``tools/train.py`` unless a checkpoint exists
-   (``--eval-only``: never trains; uses the work-dir checkpoint or the one
-   shipped in ``mmseg_excel/data/toy_world_models/``);
+2. trains the config through ``tools/train.py`` unless its work dir holds a
+   checkpoint (``--eval-only``: never trains; uses the work-dir checkpoint
+   or, for seed 0, the one shipped in ``mmseg_excel/data/toy_world_models/``);
 3. evaluates the trained model on the test split with mmseg's ``IoUMetric``;
 
 then prints one table (pseudo-label mIoU, model mIoU, wall times), writes it
@@ -16,6 +16,15 @@ predictions (image | ground truth | pseudo labels | ExCEL prediction).
 
 ``--seed N`` renders a fresh test split from seed N (``data/toy_world_test_
 seed<N>``) and evaluates on it; with ``--eval-only`` nothing is retrained.
+
+``--seeds S1 S2 ...`` trains every trainable config once per training seed
+(``randomness.seed=S``: decoder initialisation and data order; work dirs
+``<work-dir>/<method>`` for seed 0 and ``<work-dir>/<method>_seed<S>``
+otherwise). The table then gives the mean ± sample std of the model mIoU over
+the seeds, and for each ablation the paired difference to the full ExCEL
+(same seed) with a two-sided 95 % Student-t interval over the seeds. The
+training-free pseudo labels do not depend on the training seed and are
+scored once per config.
 
 Examples::
 
@@ -30,10 +39,11 @@ import os.path as osp
 import subprocess
 import sys
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 from PIL import Image
+from scipy import stats
 
 REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 sys.path.insert(0, REPO)
@@ -71,6 +81,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    help='never train: use existing or shipped checkpoints')
     p.add_argument('--seed', type=int, default=None,
                    help='render a fresh test split from this seed')
+    p.add_argument('--seeds', type=int, nargs='+', default=[0],
+                   help='training seeds (randomness.seed) of every trainable '
+                   'config; the shipped models are seed 0')
     p.add_argument('--num-test', type=int, default=500,
                    help='images of the fresh test split (--seed)')
     p.add_argument('--device', default=None)
@@ -99,13 +112,17 @@ def ensure_world(root: str, seed: int = 0, test_seed: Optional[int] = None,
     make_dataset.main(argv)
 
 
-def find_checkpoint(work_dir: str, key: str) -> Optional[str]:
-    """Newest checkpoint of a training run, else the shipped weights."""
+def find_checkpoint(work_dir: str, key: str,
+                    shipped_ok: bool = True) -> Optional[str]:
+    """Newest checkpoint of a training run, else (``shipped_ok``: seed 0)
+    the shipped weights."""
     last = osp.join(work_dir, 'last_checkpoint')
     if osp.isfile(last):
         path = open(last).read().strip()
         if osp.isfile(path):
             return path
+    if not shipped_ok:
+        return None
     shipped = osp.join(SHIPPED_DIR, f'{key}.pth')
     return shipped if osp.isfile(shipped) else None
 
@@ -122,16 +139,28 @@ def export_weights(checkpoint: str, key: str) -> str:
     return out
 
 
-def train(config: str, work_dir: str, data_root: str,
-          extra: List[str]) -> float:
-    """``tools/train.py`` in a subprocess; returns the wall time (s)."""
-    cmd = [
+def seed_work_dir(work_dir: str, key: str, seed: int) -> str:
+    """``<work-dir>/<key>`` for seed 0, ``<work-dir>/<key>_seed<S>`` else."""
+    return osp.join(work_dir, key if seed == 0 else f'{key}_seed{seed}')
+
+
+def train_command(config: str, work_dir: str, data_root: str,
+                  extra: List[str], seed: int = 0) -> List[str]:
+    """The ``tools/train.py`` command line of one training run."""
+    return [
         sys.executable,
         osp.join(REPO, 'tools', 'train.py'), config, '--work-dir', work_dir,
         '--cfg-options', f'train_dataloader.dataset.data_root={data_root}',
         f'val_dataloader.dataset.data_root={data_root}',
-        f'test_dataloader.dataset.data_root={data_root}'
+        f'test_dataloader.dataset.data_root={data_root}',
+        f'randomness.seed={seed}'
     ] + list(extra)
+
+
+def train(config: str, work_dir: str, data_root: str,
+          extra: List[str], seed: int = 0) -> float:
+    """``tools/train.py`` in a subprocess; returns the wall time (s)."""
+    cmd = train_command(config, work_dir, data_root, extra, seed)
     print('[report] ' + ' '.join(cmd), flush=True)
     t0 = time.time()
     subprocess.run(cmd, check=True, cwd=REPO)
@@ -206,6 +235,85 @@ def save_figure(path: str, test_root: str, columns: Dict[str, str],
               ' | '.join(columns) + f' -> {path}')
 
 
+#: ablation key -> the component it removes (paired against 'excel')
+ABLATIONS: Dict[str, str] = {
+    'no_tse': 'TSE',
+    'no_svc': 'SVC (and LVC)',
+    'no_lvc': 'LVC',
+}
+
+
+def mean_std(values: List[float]) -> Tuple[float, float]:
+    """Mean and sample standard deviation (ddof 1; 0 for one value)."""
+    v = np.asarray(values, np.float64)
+    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
+
+
+def paired_t_interval(full: List[float], ablated: List[float],
+                      level: float = 0.95) -> dict:
+    """Paired difference ``full - ablated`` over seeds with a two-sided
+    Student-t interval (``lo``/``hi`` are None for fewer than 2 seeds)."""
+    d = np.asarray(full, np.float64) - np.asarray(ablated, np.float64)
+    if d.ndim != 1 or len(d) == 0:
+        raise ValueError('need one value per seed in both lists')
+    out = dict(mean=float(d.mean()), n=int(len(d)), lo=None, hi=None)
+    if len(d) > 1:
+        half = float(stats.t.ppf(0.5 + level / 2, len(d) - 1) *
+                     d.std(ddof=1) / np.sqrt(len(d)))
+        out.update(lo=out['mean'] - half, hi=out['mean'] + half)
+    return out
+
+
+def ablation_differences(rows: List[dict], methods: List[str],
+                         seeds: List[int]) -> List[dict]:
+    """Paired (same seed) model-mIoU difference of ExCEL minus each ablation
+    that was run: what the removed component adds."""
+    by_key = dict(zip(methods, rows))
+    full = by_key.get('excel')
+    out = []
+    if full is None:
+        return out
+    for key, component in ABLATIONS.items():
+        if key not in by_key:
+            continue
+        d = paired_t_interval(full['model_mIoU_seeds'],
+                              by_key[key]['model_mIoU_seeds'])
+        out.append(dict(component=component, ablation=key, seeds=seeds, **d))
+    return out
+
+
+def run_model_seed(args: argparse.Namespace, key: str, config: str,
+                   seed: int, test_root: str, tag: str, row: dict,
+                   fig_cols: Dict[str, str]) -> None:
+    """Train (unless a checkpoint exists) and test one config at one seed;
+    appends to ``row``'s per-seed lists."""
+    wd = seed_work_dir(args.work_dir, key, seed)
+    # the shipped models (seed 0) stand in only with --eval-only
+    ckpt = find_checkpoint(wd, key,
+                           shipped_ok=seed == 0 and args.eval_only)
+    if ckpt is None or not osp.isfile(ckpt):
+        if args.eval_only:
+            raise FileNotFoundError(
+                f'--eval-only: no checkpoint for {key} (seed {seed}) in {wd}'
+                + (f' or {SHIPPED_DIR}' if seed == 0 else '') +
+                '; run without --eval-only first')
+        row.setdefault('train_s_seeds', []).append(
+            train(config, wd, args.data_root, args.train_args, seed))
+        row['train_s'] = float(np.mean(row['train_s_seeds']))
+        ckpt = find_checkpoint(wd, key, shipped_ok=False)
+    row.setdefault('checkpoints', []).append(osp.relpath(ckpt, REPO))
+    row.setdefault('checkpoint', row['checkpoints'][0])
+    if args.export and seed == 0 and not ckpt.startswith(SHIPPED_DIR):
+        print(f'[report] exported {export_weights(ckpt, key)}')
+    pred_dir = osp.join(wd, f'pred_{tag}')
+    row.setdefault('seeds', []).append(seed)
+    row.setdefault('model_mIoU_seeds', []).append(
+        model_miou(config, ckpt, osp.join(wd, f'eval_{tag}'), test_root,
+                   pred_dir))
+    if key == 'excel' and 'excel prediction' not in fig_cols:
+        fig_cols['excel prediction'] = pred_dir
+
+
 def main(argv: Optional[List[str]] = None) -> List[dict]:
     """Run the report; returns the table rows."""
     args = parse_args(argv)
@@ -238,46 +346,44 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
             config, pl_dir, test_root, args.device)
         fig_cols[f'{key} pseudo'] = pl_dir
         if trainable:
-            ckpt = find_checkpoint(wd, key)
-            if ckpt is None or not osp.isfile(ckpt):
-                if args.eval_only:
-                    raise FileNotFoundError(
-                        f'--eval-only: no checkpoint for {key} in {wd} or '
-                        f'{SHIPPED_DIR}; run without --eval-only first')
-                row['train_s'] = train(config, wd, args.data_root,
-                                       args.train_args)
-                ckpt = find_checkpoint(wd, key)
-            row['checkpoint'] = osp.relpath(ckpt, REPO)
-            if args.export and not ckpt.startswith(SHIPPED_DIR):
-                print(f'[report] exported {export_weights(ckpt, key)}')
-            pred_dir = osp.join(wd, f'pred_{tag}')
-            row['model_mIoU'] = model_miou(config, ckpt,
-                                           osp.join(wd, f'eval_{tag}'),
-                                           test_root, pred_dir)
-            if key == 'excel':
-                fig_cols['excel prediction'] = pred_dir
+            for seed in args.seeds:
+                run_model_seed(args, key, config, seed, test_root, tag, row,
+                               fig_cols)
+            row['model_mIoU'], row['model_mIoU_std'] = mean_std(
+                row['model_mIoU_seeds'])
         rows.append(row)
         print(f'\n[report] {label}: {json.dumps(row)}', flush=True)
         bar.update()
         print(flush=True)
-    table = format_table(rows, test_root)
+    diffs = ablation_differences(rows, args.methods, args.seeds)
+    table = format_table(rows, test_root, diffs)
     print(table)
     os.makedirs(args.work_dir, exist_ok=True)
     with open(osp.join(args.work_dir, f'report_{tag}.md'), 'w') as f:
         f.write(table + '\n')
     with open(osp.join(args.work_dir, f'report_{tag}.json'), 'w') as f:
-        json.dump(rows, f, indent=1)
+        json.dump(dict(rows=rows, ablations=diffs), f, indent=1)
     save_figure(
         osp.join(args.work_dir, f'figure_{tag}.png'), test_root, fig_cols,
         args.num_figure)
     return rows
 
 
-def format_table(rows: List[dict], test_root: str) -> str:
-    """Markdown table of the report."""
+def format_table(rows: List[dict], test_root: str,
+                 diffs: Optional[List[dict]] = None) -> str:
+    """Markdown table of the report (model mIoU: mean ± std over seeds),
+    then the paired ablation differences with their intervals."""
 
     def fmt(v, spec='.1f'):
         return '–' if v is None else format(v, spec)
+
+    def model(r):
+        if r.get('model_mIoU') is None:
+            return '–'
+        n = len(r.get('model_mIoU_seeds', [1]))
+        if n < 2:
+            return fmt(r['model_mIoU'])
+        return f"{r['model_mIoU']:.1f} ± {r['model_mIoU_std']:.1f} (n={n})"
 
     lines = [
         f'Toy World test split: {test_root}', '',
@@ -286,11 +392,22 @@ def format_table(rows: List[dict], test_root: str) -> str:
     ]
     for r in rows:
         lines.append(f"| {r['method']} | {fmt(r['pseudo_label_mIoU'])} | "
-                     f"{fmt(r.get('model_mIoU'))} | "
+                     f"{model(r)} | "
                      f"{fmt(r.get('train_s'), '.0f')} | "
                      f"{fmt(r['pseudo_label_s'], '.0f')} |")
+    if diffs:
+        lines += [
+            '', 'Model mIoU added by each component (ExCEL minus the '
+            'ablation, paired by seed; 95 % t-interval):', '',
+            '| component | difference | 95 % interval | seeds |',
+            '|---|---|---|---|'
+        ]
+        for d in diffs:
+            ci = ('–' if d['lo'] is None else
+                  f"[{d['lo']:+.1f}, {d['hi']:+.1f}]")
+            lines.append(f"| {d['component']} | {d['mean']:+.1f} | {ci} | "
+                         f"{d['n']} |")
     return '\n'.join(lines)
-
 
 if __name__ == '__main__':
     main()

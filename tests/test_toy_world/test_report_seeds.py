@@ -1,0 +1,108 @@
+# Copyright (c) mmseg-excel contributors. All rights reserved.
+"""tools/toy_world/report.py --seeds: per-seed training runs, mean ± std and
+paired ablation differences with Student-t intervals.
+
+Training, testing and pseudo-label scoring are replaced by recording stubs,
+so these tests check the report's own logic (seed plumbing, work dirs,
+statistics, table) without training anything."""
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / 'tools' / 'toy_world'))
+
+import report  # noqa: E402
+
+
+def test_mean_std_and_paired_interval_by_hand():
+    assert report.mean_std([2.0]) == (2.0, 0.0)
+    m, s = report.mean_std([1.0, 2.0, 3.0])
+    assert m == pytest.approx(2.0) and s == pytest.approx(1.0)
+    # differences 1, 2, 3: mean 2, sd 1, t(0.975, df=2) = 4.302653
+    d = report.paired_t_interval([11.0, 12.0, 13.0], [10.0, 10.0, 10.0])
+    half = 4.302653 / math.sqrt(3)
+    assert d['mean'] == pytest.approx(2.0) and d['n'] == 3
+    assert d['lo'] == pytest.approx(2.0 - half, abs=1e-5)
+    assert d['hi'] == pytest.approx(2.0 + half, abs=1e-5)
+    one = report.paired_t_interval([5.0], [4.0])
+    assert one['mean'] == pytest.approx(1.0) and one['lo'] is None
+    with pytest.raises(ValueError):
+        report.paired_t_interval([], [])
+
+
+def test_train_command_sets_the_seed_and_work_dirs():
+    cmd = report.train_command('c.py', 'w', 'root', ['--amp'], seed=2)
+    assert 'randomness.seed=2' in cmd and cmd[-1] == '--amp'
+    assert report.seed_work_dir('wd', 'excel', 0).endswith('wd/excel')
+    assert report.seed_work_dir('wd', 'excel', 2).endswith('wd/excel_seed2')
+
+
+def test_seed_other_than_0_never_uses_the_shipped_model(tmp_path):
+    assert report.find_checkpoint(str(tmp_path), 'excel',
+                                  shipped_ok=False) is None
+
+
+#: fake test mIoU per (method, seed): ExCEL beats no_tse by 1, 2, 3
+FAKE = {('excel', 0): 40.0, ('excel', 1): 42.0, ('excel', 2): 44.0,
+        ('no_tse', 0): 39.0, ('no_tse', 1): 40.0, ('no_tse', 2): 41.0}
+
+
+def test_main_trains_each_seed_and_pairs_the_ablation(tmp_path, monkeypatch,
+                                                      capsys):
+    world = tmp_path / 'world'
+    world.mkdir()
+    (world / 'meta.json').write_text('{}')  # no rendering needed
+    trained = []
+
+    def fake_train(config, work_dir, data_root, extra, seed=0):
+        key = Path(config).name.split('_')[0]
+        key = {'excel': 'excel', 'excel-no-tse': 'no_tse'}[key]
+        ckpt = Path(work_dir) / 'iter_1.pth'
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
+        ckpt.write_text(f'{key} {seed}')
+        (Path(work_dir) / 'last_checkpoint').write_text(str(ckpt))
+        trained.append((key, seed, Path(work_dir).name))
+        return 1.0
+
+    def fake_model_miou(config, checkpoint, work_dir, test_root, pred_dir):
+        key, seed = Path(checkpoint).read_text().split()
+        return FAKE[(key, int(seed))]
+
+    monkeypatch.setattr(report, 'train', fake_train)
+    monkeypatch.setattr(report, 'model_miou', fake_model_miou)
+    monkeypatch.setattr(report, 'pseudo_label_miou',
+                        lambda *a, **k: (30.0, 0.5))
+    monkeypatch.setattr(report, 'save_figure', lambda *a, **k: None)
+    work = tmp_path / 'work'
+    rows = report.main([
+        '--methods', 'excel', 'no_tse', '--data-root', str(world),
+        '--work-dir', str(work), '--seeds', '0', '1', '2'
+    ])
+    assert sorted(trained) == [('excel', 0, 'excel'), ('excel', 1,
+                                                       'excel_seed1'),
+                               ('excel', 2, 'excel_seed2'),
+                               ('no_tse', 0, 'no_tse'),
+                               ('no_tse', 1, 'no_tse_seed1'),
+                               ('no_tse', 2, 'no_tse_seed2')]
+    excel, no_tse = rows
+    assert excel['model_mIoU_seeds'] == [40.0, 42.0, 44.0]
+    assert excel['model_mIoU'] == pytest.approx(42.0)
+    assert excel['model_mIoU_std'] == pytest.approx(2.0)
+    assert no_tse['model_mIoU'] == pytest.approx(40.0)
+    out = capsys.readouterr().out
+    assert '42.0 ± 2.0 (n=3)' in out
+    half = 4.302653 / math.sqrt(3)
+    assert f'| TSE | +2.0 | [{2 - half:+.1f}, {2 + half:+.1f}] | 3 |' in out
+    saved = json.loads((work / 'report_test.json').read_text())
+    assert saved['ablations'][0]['component'] == 'TSE'
+    assert saved['ablations'][0]['mean'] == pytest.approx(2.0)
+    # a second call finds the per-seed checkpoints and trains nothing more
+    trained.clear()
+    report.main(['--methods', 'excel', 'no_tse', '--data-root', str(world),
+                 '--work-dir', str(work), '--seeds', '0', '1', '2',
+                 '--eval-only'])
+    assert trained == []
