@@ -22,10 +22,7 @@ def tokenize_class_names(names: Sequence[str],
     """(K, context_length) CLIP BPE tokens ``[SOT] name [EOT] 0…``; a name
     that does not fit is an error naming it (no silent truncation)."""
     from open_clip.tokenizer import _tokenizer
-    sot = _tokenizer.encoder['<start_of_text>'] if '<start_of_text>' in \
-        _tokenizer.encoder else _tokenizer.encoder['<|startoftext|>']
-    eot = _tokenizer.encoder['<end_of_text>'] if '<end_of_text>' in \
-        _tokenizer.encoder else _tokenizer.encoder['<|endoftext|>']
+    sot, eot = _tokenizer.sot_token_id, _tokenizer.eot_token_id
     out = torch.zeros(len(names), context_length, dtype=torch.long)
     for i, name in enumerate(names):
         tokens = [sot] + _tokenizer.encode(name) + [eot]
