@@ -29,6 +29,7 @@ model = dict(
                      num_classes=num_classes, norm_cfg=dict(type='BN')),
     class_names=classes,
     loss_size=(12, 12),
+    seg_loss=dict(crf=dict(num_workers=0)),  # 12x12 CRFs: not worth a pool
     test_cfg=dict(_delete_=True, mode='whole', aug_ratios=[0.75, 1.0, 1.25],
                   aug_flip=True))
 data_root = 'data/toy_world'

@@ -20,6 +20,7 @@ import re
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from mmseg.registry import DATASETS
+from .coco_label_convention import COCO_UNUSED_IDS, check_mask_convention
 from .image_labels import label_list_has_ids, read_coco_label_list
 from .voc_wsss import voc_colormap
 from .wsss_dataset import BaseWSSSDataset
@@ -42,6 +43,21 @@ COCO_WSSS_CLASSES = (
     'keyboard', 'cell phone', 'microwave', 'oven', 'toaster', 'sink',
     'refrigerator', 'book', 'clock', 'vase', 'scissors', 'teddy bear',
     'hair drier', 'toothbrush')
+
+
+
+def _coco_id_classes() -> Tuple[str, ...]:
+    names, used = ['background'], iter(COCO_WSSS_CLASSES[1:])
+    for cat_id in range(1, 91):
+        names.append(COCO_UNUSED_IDS.get(cat_id) or next(used))
+    return tuple(names)
+
+
+#: 91 names indexed by COCO category id (0 background; the ten unused ids
+#: keep COCO's names), VOC spellings for the 80 categories (the text-bank
+#: keys): the list of the official WeakCLIP COCO config, for masks in the
+#: category-id convention (:mod:`.coco_label_convention`)
+COCO_ID_CLASSES = _coco_id_classes()
 
 COCO_NAME_PATTERN = re.compile(r'^COCO_(train|val)2014_(\d{12})$')
 
@@ -67,6 +83,12 @@ class COCOWSSSDataset(BaseWSSSDataset):
             relative to ``data_root`` (several are merged, e.g. the train and
             val lists). Defaults to the split file when its lines carry class
             indices.
+        convention_check_masks (int): With ``pseudo_seg_map_dir``, read up
+            to this many pseudo masks (spread over the split) until one shows
+            its label convention (contiguous ids or COCO category ids,
+            :mod:`mmseg_excel.datasets.coco_label_convention`); a convention
+            that does not match the class list is an error naming the mask.
+            0 skips the check. Defaults to 500.
     """
     METAINFO = dict(classes=COCO_WSSS_CLASSES, palette=voc_colormap(81))
     OFFICIAL_LABEL_SOURCE = 'list'
@@ -76,7 +98,9 @@ class COCOWSSSDataset(BaseWSSSDataset):
                  data_prefix: dict = dict(
                      img_path='JPEGImages', seg_map_path='SegmentationClass'),
                  label_list_file: Union[str, Sequence[str], None] = None,
+                 convention_check_masks: int = 500,
                  **kwargs) -> None:
+        self.convention_check_masks = convention_check_masks
         if isinstance(label_list_file, str):
             label_list_file = [label_list_file]
         self.label_list_file = [
@@ -84,6 +108,20 @@ class COCOWSSSDataset(BaseWSSSDataset):
             for p in label_list_file
         ] if label_list_file else None
         super().__init__(ann_file=ann_file, data_prefix=data_prefix, **kwargs)
+
+    def load_data_list(self) -> List[dict]:
+        """The data infos, after checking the pseudo masks' convention."""
+        data_list = super().load_data_list()
+        n = self.convention_check_masks
+        if (self.pseudo_seg_map_dir is not None and n > 0 and data_list
+                and self.check_files and self.backend_args is None):
+            step = max(1, len(data_list) // n)
+            paths = [d['pseudo_seg_map_path'] for d in data_list[::step][:n]]
+            check_mask_convention(
+                paths, len(self.METAINFO['classes']),
+                f'{self.__class__.__name__} pseudo masks '
+                f'{self.pseudo_seg_map_dir}', getattr(self, 'ignore_index', 255))
+        return data_list
 
     def _label_lists(self) -> List[str]:
         """The label list files in use (empty: there is none)."""
@@ -135,3 +173,18 @@ class COCOWSSSDataset(BaseWSSSDataset):
             osp.join(seg_dir, subset, digits +
                      self.seg_map_suffix) if seg_dir else None)
         return img, seg
+
+
+@DATASETS.register_module()
+class COCOIdWSSSDataset(COCOWSSSDataset):
+    """COCO 2014 whose masks hold COCO category ids (91 classes: 0
+    background, ids 1..90 incl. the ten unused ones), the convention the
+    official WeakCLIP COCO config's name list assumes. Pseudo masks of the
+    other (contiguous) convention are refused. The CLIP-ES label lists
+    index the 80 categories, so image-level labels come from a labels file
+    or the masks (no ``'list'`` source)."""
+    METAINFO = dict(classes=COCO_ID_CLASSES, palette=voc_colormap(91))
+    OFFICIAL_LABEL_SOURCE = None
+
+    def official_labels_available(self) -> bool:
+        return False

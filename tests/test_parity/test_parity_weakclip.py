@@ -83,16 +83,27 @@ def test_backbone_stagewise(case):
                 if i < len(backbone.resblocks) - 1 else out
         levels = backbone.forward_levels(None, tokens=bb['tokens_ln_pre'],
                                          hw=hw)
+    # stage-wise: each level is the stored output of its block, as a map
+    h, w = hw
+    for i, ref in zip(backbone.out_indices, bb['features']):
+        blk = bb['block_outputs_image0'][i]
+        assert _rel(blk[1:].t().reshape(-1, h, w)[None], ref[:1]) < 1e-6, i
+    # whole chain (every block from the stored embedding): fp32 drift
+    # across CPUs grows with depth (last level: 5.5e-4 on an Intel Xeon,
+    # < 1e-5 on an AMD EPYC; each block alone is checked at 1e-5 above)
     for ours, ref in zip(levels.features, bb['features']):
-        assert _rel(ours, ref) < 1e-5
+        assert _rel(ours, ref) < 3e-3
     assert len(levels.features) == len(bb['features'])
     # embeddings from the stored last block
     last = bb['block_outputs_image0'][-1][None]
     with torch.no_grad():
         e = backbone.ln_post(last) @ backbone.proj
     assert _rel(e[:, 0], bb['global_embedding'][:1]) < 1e-5
-    assert _rel(levels.global_embedding, bb['global_embedding']) < 1e-5
-    assert _rel(levels.dense_embedding, bb['dense_embedding']) < 1e-5
+    assert _rel(e[0, 1:].t().reshape(-1, h, w)[None],
+                bb['dense_embedding'][:1]) < 1e-5
+    # through the whole chain: the cross-CPU tolerance above
+    assert _rel(levels.global_embedding, bb['global_embedding']) < 3e-3
+    assert _rel(levels.dense_embedding, bb['dense_embedding']) < 3e-3
 
 
 def test_pyramid_adapter(case):

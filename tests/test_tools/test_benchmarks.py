@@ -184,3 +184,37 @@ def test_benchmark_pseudo_labels_clip_es(weights, capsys):
     assert _row(out, 'GradCAM per class (official schedule)')[0] > 0
     assert sum(line.startswith('CRF ') for line in out.splitlines()) == 1
     assert re.search(rf'GradCAM batching speed-up: {NUM}x', out)
+
+
+WEAKCLIP_VOC = str(ROOT / 'configs' / 'weakclip' /
+                   'weakclip_clip-vit-b16_2xb8-20k_voc12aug-excel-pl-512x512.py')
+WEAKCLIP_STAGES = ('CLIP image encoder', 'pyramid adapter', 'text encoder',
+                   'co-attention + score map', 'decoder (FPN + head)',
+                   'CRF (loss)', 'seeding + boundary', 'identity head loss',
+                   'backward + step')
+
+
+@pytest.mark.parametrize('random_weights', [False, True])
+def test_benchmark_train_weakclip(random_weights, deep_tiny_clip_files,
+                                  capsys):
+    """The VOC WeakCLIP config on a 12-block tiny CLIP: every stage of the
+    table is timed, the CRF in its worker pool too."""
+    bench = _load('benchmark_train')
+    clip = deep_tiny_clip_files
+    opts = [f'model.backbone.model_name={clip["name"]}',
+            f'model.text_encoder.model_name={clip["name"]}',
+            'model.seg_loss.crf.num_workers=2']
+    if not random_weights:
+        opts += [f'model.backbone.pretrained={clip["open_clip"]}',
+                 f'model.text_encoder.pretrained={clip["open_clip"]}']
+    res = bench.main([WEAKCLIP_VOC, *QUICK] +
+                     (['--random-weights'] if random_weights else []) +
+                     ['--cfg-options', *opts])['WeakCLIP']
+    out = capsys.readouterr().out
+    assert 'ETA' in out
+    for stage in WEAKCLIP_STAGES + ('step (total)', ):
+        assert len(_row(out, stage)) == 2, (stage, out)  # seconds, share
+        assert res[stage] > 0, (stage, res)
+    assert sum(res[s] for s in WEAKCLIP_STAGES) <= res['step (total)']
+    assert 'size (64, 64), classes 21' in out
+    assert re.search(r'peak memory \(training steps\): \d+ MiB', out)

@@ -1,5 +1,6 @@
 # Copyright (c) mmseg-excel contributors. All rights reserved.
-"""Seconds per ExCEL training iteration by stage, before and after LVC.
+"""Seconds per training iteration by stage: ExCEL (before and after LVC),
+CLIP-ES, WeakCLIP.
 
 Builds the config's model, feeds random images of the configured crop size
 (batch size from the config's train dataloader unless ``--batch-size``) with
@@ -36,11 +37,31 @@ machines without the OpenAI checkpoint; ``--amp`` runs the step under
 decoder in bf16, the frozen CLIP and the pseudo labeler in fp32); the CLIP
 reference is always the fp32 forward.
 
-Example::
+A WeakCLIP config (docs/methods/weakclip.md) gets its own table, one
+phase, random pseudo masks (``--classes-per-image`` classes + background,
+a border of ignored pixels) as targets:
+
+==========================  ===============================================
+CLIP image encoder          ``model.backbone`` (trained at the schedule's
+                            lr floor, so with gradients)
+pyramid adapter             ``model.adapter``
+text encoder                ``model.text_encoder`` (learnable context)
+co-attention + score map    ``model.match``
+decoder (FPN + head)        ``model.neck`` + ``model.decode_head``
+CRF (loss)                  the dense CRF of the boundary loss (CPU)
+seeding + boundary          the rest of ``model.seg_losses``
+identity head loss          ``model.identity_losses``
+backward + step             ``loss.backward()`` and the optimiser step
+==========================  ===============================================
+
+Examples::
 
     python tools/analysis_tools/benchmark_train.py \
         configs/excel/excel_clip-vit-b16_1xb4-30k_voc12aug-320x320.py \
         --random-weights --iters 2
+    python tools/analysis_tools/benchmark_train.py \
+        configs/weakclip/weakclip_clip-vit-b16_2xb8-20k_voc12aug-excel-pl-512x512.py \
+        --random-weights --iters 2 --batch-size 2
 """
 import argparse
 import os.path as osp
@@ -64,6 +85,13 @@ TARGETS = {'before LVC': 1.5, 'after LVC': 2.0}
 TRAIN_STAGES = ('CLIP forward (+SVC)', 'patch-text maps', 'LVC re-forward',
                 'refinement (CAA)', 'PAR', 'decoder', 'losses',
                 'backward + step')
+
+
+#: leaf stages of one WeakCLIP training step, in data-flow order
+WEAKCLIP_STAGES = ('CLIP image encoder', 'pyramid adapter', 'text encoder',
+                   'co-attention + score map', 'decoder (FPN + head)',
+                   'CRF (loss)', 'seeding + boundary', 'identity head loss',
+                   'backward + step')
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -219,6 +247,107 @@ def random_batch(batch: int,
     return imgs, samples
 
 
+def random_mask_batch(batch: int,
+                      size: Sequence[int],
+                      num_classes: int,
+                      device,
+                      classes_per_image: int = 2,
+                      seed: int = 0) -> Tuple[torch.Tensor, list]:
+    """Normalised random images and data samples whose ``gt_sem_seg`` is a
+    random pseudo mask: background, ``classes_per_image`` foreground
+    blocks, a 4-pixel border of ignored pixels (255)."""
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    g = torch.Generator().manual_seed(seed)
+    h, w = size
+    imgs = torch.randn(batch, 3, h, w, generator=g).to(device)
+    samples = []
+    for _ in range(batch):
+        mask = torch.zeros(1, h, w, dtype=torch.long)
+        fg = 1 + torch.randperm(num_classes - 1, generator=g)
+        for k, c in enumerate(fg[:classes_per_image].tolist()):
+            x0 = k * w // max(classes_per_image, 1)
+            mask[:, h // 4:3 * h // 4, x0:x0 + w // (2 * classes_per_image)
+                 + 1] = c
+        mask[:, :4], mask[:, -4:], mask[..., :4], mask[..., -4:] = (255, ) * 4
+        s = SegDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w)))
+        s.gt_sem_seg = PixelData(data=mask.to(device))
+        samples.append(s)
+    return imgs, samples
+
+
+def is_weakclip(model) -> bool:
+    return all(hasattr(model, a) for a in ('adapter', 'context_decoder',
+                                            'seg_losses'))
+
+
+def benchmark_weakclip(model, cfg: Config, args,
+                       device: torch.device) -> Dict[str, float]:
+    """Stage table of WeakCLIP training steps (see the module doc);
+    returns the mean seconds per stage."""
+    batch = args.batch_size or cfg.train_dataloader.batch_size
+    size = tuple(args.size or model.data_preprocessor.size or
+                 cfg.get('crop_size', (512, 512)))
+    num_classes = model.decode_head.num_classes
+    imgs, samples = random_mask_batch(batch, size, num_classes, device,
+                                      args.classes_per_image)
+    optim = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=1e-6)
+    timer = StageTimer(device)
+    for name, obj, attr in (
+        ('CLIP image encoder', model.backbone, 'forward'),
+        ('pyramid adapter', model.adapter, 'forward'),
+        ('text encoder', model.text_encoder, 'forward'),
+        ('co-attention + score map', model, 'match'),
+        ('decoder (FPN + head)', model.neck, 'forward'),
+        ('decoder (FPN + head)', model.decode_head, 'forward'),
+        ('CRF (loss)', model.seg_loss, 'crf_posterior'),
+        ('seg losses', model, 'seg_losses'),
+        ('identity head loss', model, 'identity_losses'),
+    ):
+        timer.wrap(obj, attr, name)
+    reset_peak_memory(device)
+    losses = []
+    bar = ProgressBar(args.warmup + args.iters, file=sys.stdout)
+    for i in range(args.warmup + args.iters):
+        with timer.stage('step (total)'):
+            with amp_context(device, args.amp):
+                out = model.loss(imgs, samples)
+            loss = sum(v for k, v in out.items() if 'loss' in k)
+            with timer.stage('backward + step'):
+                optim.zero_grad()
+                loss.backward()
+                optim.step()
+        if i >= args.warmup:
+            losses.append(float(loss.detach()))
+        timer.end_iter(keep=i >= args.warmup)
+        bar.update()
+    sys.stdout.write('\n')
+    if not all(torch.isfinite(torch.tensor(losses))):
+        raise FloatingPointError(f'non-finite WeakCLIP loss: {losses}')
+    res = {k: timer.mean(k) for k in timer.times}
+    res['seeding + boundary'] = res.pop('seg losses') - res['CRF (loss)']
+    res['other'] = res['step (total)'] - sum(
+        res.get(s, 0.0) for s in WEAKCLIP_STAGES)
+    print(f'config: {args.config}')
+    print(f'device: {device}, batch {batch}, size {size}, classes '
+          f'{num_classes}, threads {torch.get_num_threads()}, amp '
+          f'{args.amp}, random weights {args.random_weights}, iters '
+          f'{args.iters} (+{args.warmup} warm-up)')
+    header = f'{"stage (s/iter)":<28}{"WeakCLIP":>14}{"share":>8}'
+    print(header)
+    print('-' * len(header))
+    total = max(res['step (total)'], 1e-9)
+    for s in WEAKCLIP_STAGES + ('other', 'step (total)'):
+        print(f'{s:<28}{res.get(s, 0.0):>13.4f}s'
+              f'{100 * res.get(s, 0.0) / total:>7.1f}%')
+    top = max(WEAKCLIP_STAGES, key=lambda s: res.get(s, 0.0))
+    print(f'largest stage: {top}')
+    print(f'peak memory (training steps): {peak_memory_mb(device):.0f} MiB '
+          f'[{memory_label(device)}]')
+    return res
+
+
 def get_device(name: Optional[str]) -> torch.device:
     return torch.device(name or (
         'cuda' if torch.cuda.is_available() else 'cpu'))
@@ -280,6 +409,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Dict[str, float]]:
     device = get_device(args.device)
     model = build(cfg, args).to(device)
     model.train()
+    if is_weakclip(model):
+        return {'WeakCLIP': benchmark_weakclip(model, cfg, args, device)}
     batch = args.batch_size or cfg.train_dataloader.batch_size
     size = tuple(args.size or cfg.get('crop_size', (320, 320)))
     imgs, samples = random_batch(batch, size, num_fg_classes(model), device,

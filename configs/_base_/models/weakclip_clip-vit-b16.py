@@ -72,8 +72,10 @@ model = dict(
     tau=0.07,
     seg_loss=dict(
         type='SeedingBoundaryLoss',
+        # num_workers: the batch's CRFs in a process pool (0: on the
+        # training thread; same posteriors)
         crf=dict(type='DenseCRF', iter_max=10, pos_xy_std=3, pos_w=3,
-                 bi_xy_std=80, bi_rgb_std=13, bi_w=10)),
+                 bi_xy_std=80, bi_rgb_std=13, bi_w=10, num_workers=4)),
     identity_loss=dict(type='CrossEntropyLoss', loss_weight=0.4,
                        avg_non_ignore=False),
     loss_size=(64, 64),  # crop / 8

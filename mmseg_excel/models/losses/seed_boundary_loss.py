@@ -83,7 +83,8 @@ class SeedingBoundaryLoss(nn.Module):
 
     Args:
         crf: ``DenseCRF`` config (official: 10 iterations, Gaussian sxy 3
-            compat 3, bilateral sxy 80 srgb 13 compat 10).
+            compat 3, bilateral sxy 80 srgb 13 compat 10); its
+            ``num_workers`` spreads the batch over a process pool.
         min_prob: floor added to the softmax (1e-7).
         crf_min_prob: clamp of the probabilities given to the CRF and of its
             posterior before renormalising (1e-4).
@@ -107,10 +108,8 @@ class SeedingBoundaryLoss(nn.Module):
         """CRF posterior of ``probs`` clamped ≥ ``crf_min_prob`` (a copy),
         clamped again, renormalised (float64, no gradient)."""
         p_in = probs.detach().cpu().clamp_min(self.crf_min_prob).numpy()
-        q = np.stack([
-            self.crf.inference_single(img, p, prepared=True)
-            for img, p in zip(images_uint8, p_in)
-        ]).astype(np.float64)
+        q = np.stack(self.crf.inference_batch(
+            images_uint8, p_in, prepared=True)).astype(np.float64)
         q = np.maximum(q, self.crf_min_prob)
         q = q / q.sum(axis=1, keepdims=True)
         return torch.from_numpy(q).to(probs.device)

@@ -12,9 +12,14 @@ posterior maximum is below ``confidence_threshold`` become ``ignore_index``.
 
 The CRF runs on the CPU with numpy (pydensecrf has no batched/GPU path);
 tensors are moved to the CPU here and results come back as tensors on the
-device of the probabilities.
+device of the probabilities. pydensecrf holds the GIL, so a batch runs in a
+pool of ``num_workers`` processes (forked once per process and kept) when
+configured, else image after image on the calling thread.
 """
-from typing import List, Optional, Sequence, Tuple, Union
+import atexit
+import multiprocessing as mp
+import os
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -27,6 +32,28 @@ except ImportError:  # pragma: no cover - depends on the environment
     dcrf = None
 
 ArrayLike = Union[Tensor, np.ndarray]
+
+#: the CRF worker pools of this process, by (pid, worker count)
+_POOLS: Dict[Tuple[int, int], object] = {}
+
+
+def crf_pool(num_workers: int):
+    """The process pool of ``num_workers`` CRF workers (created on first
+    use, forked where the platform allows, terminated at exit)."""
+    key = (os.getpid(), num_workers)
+    pool = _POOLS.get(key)
+    if pool is None:
+        methods = mp.get_all_start_methods()
+        ctx = mp.get_context('fork' if 'fork' in methods else None)
+        pool = ctx.Pool(num_workers)
+        _POOLS[key] = pool
+        atexit.register(pool.terminate)
+    return pool
+
+
+def _inference_job(job) -> np.ndarray:
+    crf, image, prob, prepared = job
+    return crf.inference_single(image, prob, prepared)
 
 
 def _np(x: ArrayLike) -> np.ndarray:
@@ -76,6 +103,8 @@ class DenseCRF:
         confidence_threshold: μ; pixels with ``max Q < μ`` get
             ``ignore_index`` in :meth:`predict` (None disables; CLIP-ES 0.95).
         ignore_index: label of ignored pixels (255).
+        num_workers: processes a batch is spread over (0: one image after
+            the other on the calling thread). Results are identical.
     """
 
     def __init__(self,
@@ -91,7 +120,8 @@ class DenseCRF:
                  unary_dtype: str = 'float32',
                  clip: float = 1e-5,
                  confidence_threshold: Optional[float] = None,
-                 ignore_index: int = 255) -> None:
+                 ignore_index: int = 255,
+                 num_workers: int = 0) -> None:
         if dcrf is None:
             raise ImportError(
                 'DenseCRF needs pydensecrf: pip install pydensecrf2')
@@ -112,6 +142,9 @@ class DenseCRF:
         self.clip = clip
         self.confidence_threshold = confidence_threshold
         self.ignore_index = ignore_index
+        if num_workers < 0:
+            raise ValueError(f'num_workers must be >= 0, got {num_workers}')
+        self.num_workers = num_workers
 
     def prepare_image(self, image_rgb: ArrayLike) -> np.ndarray:
         """The (H, W, 3) uint8 array for the bilateral term from an RGB image.
@@ -172,15 +205,28 @@ class DenseCRF:
     def __call__(self, images: Union[Tensor, Sequence[ArrayLike]],
                  probs: Union[Tensor, Sequence[ArrayLike]]) -> List[Tensor]:
         """Batch CRF: per image ``Q`` (C_i, H_i, W_i) as float32 tensors."""
+        qs = self.inference_batch(images, probs)
+        return [
+            torch.from_numpy(q).to(
+                p.device if isinstance(p, Tensor) else 'cpu')
+            for q, p in zip(qs, probs)
+        ]
+
+    def inference_batch(self,
+                        images: Union[Tensor, Sequence[ArrayLike]],
+                        probs: Union[Tensor, Sequence[ArrayLike]],
+                        prepared: bool = False) -> List[np.ndarray]:
+        """:meth:`inference_single` of every image, in the worker pool when
+        ``num_workers > 0`` (numpy inputs are sent, posteriors returned in
+        order)."""
         if len(images) != len(probs):
             raise ValueError(
                 f'{len(images)} images but {len(probs)} probability maps')
-        out = []
-        for img, prob in zip(images, probs):
-            dev = prob.device if isinstance(prob, Tensor) else 'cpu'
-            out.append(
-                torch.from_numpy(self.inference_single(img, prob)).to(dev))
-        return out
+        jobs = [(self, _np(img), _np(prob), prepared)
+                for img, prob in zip(images, probs)]
+        if self.num_workers == 0 or len(jobs) < 2:
+            return [_inference_job(j) for j in jobs]
+        return crf_pool(self.num_workers).map(_inference_job, jobs)
 
     def predict(
         self,

@@ -78,3 +78,39 @@ def test_bad_inputs(monkeypatch):
     monkeypatch.setattr(crf_module, 'dcrf', None)
     with pytest.raises(ImportError, match='pip install pydensecrf2'):
         DenseCRF()
+
+
+def test_worker_pool_gives_the_same_posteriors():
+    """``num_workers``: the batch goes to a process pool (pydensecrf holds
+    the GIL); same posteriors, same order, as the loop on the thread."""
+    import os
+    rng = np.random.default_rng(1)
+    imgs = rng.integers(0, 255, (5, 16, 20, 3), dtype=np.uint8)
+    probs = torch.from_numpy(rng.random((5, 3, 16, 20)).astype(np.float32))
+    serial = DenseCRF(bi_xy_std=20)(list(imgs), probs)
+    pooled_crf = DenseCRF(bi_xy_std=20, num_workers=2)
+    pooled = pooled_crf(list(imgs), probs)
+    assert len(pooled) == 5
+    for a, b in zip(serial, pooled):
+        assert torch.equal(a, b)
+    assert not torch.equal(serial[0], serial[1])  # order is checked
+    pool = crf_module._POOLS[(os.getpid(), 2)]
+    assert pool is crf_module.crf_pool(2)  # forked once, then kept
+    with pytest.raises(ValueError, match='num_workers'):
+        DenseCRF(num_workers=-1)
+
+
+def test_seeding_boundary_loss_with_crf_workers():
+    from mmseg_excel.models.losses.seed_boundary_loss import \
+        SeedingBoundaryLoss
+    torch.manual_seed(0)
+    logits = torch.randn(3, 4, 12, 12)
+    mask = torch.randint(0, 4, (3, 1, 24, 24))
+    imgs = np.random.default_rng(0).integers(0, 255, (3, 12, 12, 3),
+                                             dtype=np.uint8)
+    crf = dict(type='DenseCRF', bi_xy_std=20)
+    a = SeedingBoundaryLoss(crf=crf)(logits, mask, imgs)
+    b = SeedingBoundaryLoss(crf=dict(crf, num_workers=2))(logits, mask, imgs)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k

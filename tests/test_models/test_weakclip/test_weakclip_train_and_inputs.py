@@ -115,3 +115,30 @@ def test_class_count_must_match_head():
     cfg.class_names = cfg.class_names[:-1]
     with pytest.raises(ValueError, match='num_classes=9'):
         MODELS.build(cfg)
+
+
+def test_pseudo_mask_id_over_class_count_names_the_file(tmp_path):
+    """A pseudo mask holding id 9 with the 9 toy classes (0..8)."""
+    import shutil
+    import numpy as np
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import DATASETS
+    from PIL import Image
+    import mmseg_excel  # noqa: F401
+    init_default_scope('mmseg')
+    data = _toy(tmp_path)
+    pseudo = data / 'pseudo'
+    shutil.copytree(data / 'SegmentationClassAug', pseudo)
+    cfg = Config.fromfile(str(CFG)).train_dataloader.dataset
+    cfg.data_root = str(data)
+    cfg.pseudo_seg_map_dir = 'pseudo'
+    ds = DATASETS.build(cfg)
+    assert ds[0]['data_samples'].gt_sem_seg.data.max() < 9
+    bad = pseudo / f'{ds.get_data_info(1)["img_id"]}.png'
+    m = np.asarray(Image.open(bad)).copy()
+    m[0, 0] = 9
+    Image.fromarray(m).save(bad)
+    ds[0]
+    with pytest.raises(ValueError, match=rf'{bad.name}.*\[9\] outside'):
+        ds[1]
