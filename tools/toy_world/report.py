@@ -26,6 +26,15 @@ the seeds, and for each ablation the paired difference to the full ExCEL
 training-free pseudo labels do not depend on the training seed and are
 scored once per config.
 
+WeakCLIP (``--methods weakclip_cam weakclip_excel weakclip_gt``) refines
+another method's masks: the training-free pseudo labels of the CAM baseline
+or of ExCEL on the *train* split (or the exact masks, its ceiling) are its
+training targets; the trained WeakCLIP's ms + flip + CRF masks of the train
+split (``generate_pseudo_labels.py --checkpoint --crf``) are scored next to
+the masks it started from, and an FCN-R18 (``fcn_r18-d8_…_toy-world-pl``,
+from scratch) is trained on them and tested. ``supervised`` trains the same
+FCN on the exact masks: the fully supervised ceiling of the segmenter.
+
 Examples::
 
     python tools/toy_world/report.py                      # everything
@@ -39,7 +48,7 @@ import os.path as osp
 import subprocess
 import sys
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
@@ -65,13 +74,25 @@ METHODS: Dict[str, tuple] = {
     'clip_es': ('CLIP-ES (training-free)',
                 'clip-es_toy-clip_training-free_toy-world-96x96.py', False),
 }
+#: WeakCLIP refinement rows: key -> (label, method whose train-split
+#: pseudo labels it is trained on; None: the exact masks)
+REFINERS: Dict[str, tuple] = {
+    'weakclip_cam': ('WeakCLIP on CAM-baseline masks', 'cam'),
+    'weakclip_excel': ('WeakCLIP on ExCEL masks', 'excel'),
+    'weakclip_gt': ('WeakCLIP on the exact masks (its ceiling)', None),
+}
+WEAKCLIP_CONFIG = 'weakclip_' + SUFFIX
+SEGMENTER_CONFIG = 'fcn_r18-d8_1xb8-1k_toy-world-pl-96x96.py'
+SUPERVISED = 'supervised'
+TRAIN_LIST = 'ImageSets/Segmentation/train.txt'
+ALL_KEYS = list(METHODS) + list(REFINERS) + [SUPERVISED]
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     """Command-line arguments."""
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--methods', nargs='+', default=list(METHODS),
-                   choices=list(METHODS))
+    p.add_argument('--methods', nargs='+', default=ALL_KEYS,
+                   choices=ALL_KEYS)
     p.add_argument('--data-root', default='data/toy_world',
                    help='toy world (generated with seed 0 if missing)')
     p.add_argument('--work-dir', default='work_dirs/toy_world',
@@ -145,8 +166,10 @@ def seed_work_dir(work_dir: str, key: str, seed: int) -> str:
 
 
 def train_command(config: str, work_dir: str, data_root: str,
-                  extra: List[str], seed: int = 0) -> List[str]:
-    """The ``tools/train.py`` command line of one training run."""
+                  extra: List[str], seed: int = 0,
+                  options: Sequence[str] = ()) -> List[str]:
+    """The ``tools/train.py`` command line of one training run
+    (``options``: more ``--cfg-options`` items)."""
     return [
         sys.executable,
         osp.join(REPO, 'tools', 'train.py'), config, '--work-dir', work_dir,
@@ -154,13 +177,14 @@ def train_command(config: str, work_dir: str, data_root: str,
         f'val_dataloader.dataset.data_root={data_root}',
         f'test_dataloader.dataset.data_root={data_root}',
         f'randomness.seed={seed}'
-    ] + list(extra)
+    ] + list(options) + list(extra)
 
 
 def train(config: str, work_dir: str, data_root: str,
-          extra: List[str], seed: int = 0) -> float:
+          extra: List[str], seed: int = 0,
+          options: Sequence[str] = ()) -> float:
     """``tools/train.py`` in a subprocess; returns the wall time (s)."""
-    cmd = train_command(config, work_dir, data_root, extra, seed)
+    cmd = train_command(config, work_dir, data_root, extra, seed, options)
     print('[report] ' + ' '.join(cmd), flush=True)
     t0 = time.time()
     subprocess.run(cmd, check=True, cwd=REPO)
@@ -168,11 +192,14 @@ def train(config: str, work_dir: str, data_root: str,
 
 
 def pseudo_label_miou(config: str, out_dir: str, test_root: str,
-                      device: Optional[str]) -> tuple:
-    """Training-free pseudo labels of the test split; (mIoU, seconds)."""
+                      device: Optional[str],
+                      extra: Sequence[str] = ()) -> tuple:
+    """Training-free pseudo labels of the test split (``extra``: more
+    ``generate_pseudo_labels.py`` options, e.g. ``--ann-file`` of the train
+    list, ``--checkpoint``, ``--crf``); (mIoU, seconds)."""
     import generate_pseudo_labels
-    argv = [
-        config, '--out-dir', out_dir, '--split', 'test', '--num-vis', '0',
+    argv = [config, '--out-dir', out_dir, '--split', 'test', '--num-vis',
+            '0'] + list(extra) + [
         '--cfg-options', f'test_dataloader.dataset.data_root={test_root}'
     ]
     if device:
@@ -314,6 +341,95 @@ def run_model_seed(args: argparse.Namespace, key: str, config: str,
         fig_cols['excel prediction'] = pred_dir
 
 
+def train_or_find(args: argparse.Namespace, key: str, config: str,
+                  work_dir: str, seed: int, options: Sequence[str],
+                  row: dict) -> str:
+    """The checkpoint of ``work_dir``, trained first unless it exists
+    (``--eval-only``: must exist)."""
+    ckpt = find_checkpoint(work_dir, key, shipped_ok=False)
+    if ckpt is None:
+        if args.eval_only:
+            raise FileNotFoundError(
+                f'--eval-only: no checkpoint for {key} (seed {seed}) in '
+                f'{work_dir}; run without --eval-only first')
+        row.setdefault('train_s_seeds', []).append(
+            train(config, work_dir, args.data_root, args.train_args, seed,
+                  options))
+        row['train_s'] = float(np.mean(row['train_s_seeds']))
+        ckpt = find_checkpoint(work_dir, key, shipped_ok=False)
+    return ckpt
+
+
+def run_refiner(args: argparse.Namespace, key: str, test_root: str,
+                tag: str, fig_cols: Dict[str, str]) -> dict:
+    """One WeakCLIP row: start masks of the train split → WeakCLIP trained
+    on them (test mIoU) → its refined train masks (mIoU next to the start
+    masks) → an FCN trained on the refined masks (test mIoU); per seed."""
+    label, source = REFINERS[key]
+    weakclip = osp.join(CONFIG_DIR, WEAKCLIP_CONFIG)
+    segmenter = osp.join(CONFIG_DIR, SEGMENTER_CONFIG)
+    row = dict(method=label, config=WEAKCLIP_CONFIG, refiner=True)
+    train_list = ['--ann-file', TRAIN_LIST]
+    if source is None:
+        start = osp.abspath(osp.join(args.data_root, 'SegmentationClassAug'))
+        row['start_mIoU'] = 100.0
+    else:
+        start = osp.abspath(osp.join(args.work_dir, key, 'start_masks_train'))
+        row['start_mIoU'], _ = pseudo_label_miou(
+            osp.join(CONFIG_DIR, METHODS[source][1]), start, args.data_root,
+            args.device, train_list)
+    for seed in args.seeds:
+        wd = osp.abspath(seed_work_dir(args.work_dir, key, seed))
+        ckpt = train_or_find(
+            args, key, weakclip, wd, seed,
+            [f'train_dataloader.dataset.pseudo_seg_map_dir={start}'], row)
+        row.setdefault('seeds', []).append(seed)
+        row.setdefault('checkpoints', []).append(osp.relpath(ckpt, REPO))
+        row.setdefault('model_mIoU_seeds', []).append(
+            model_miou(weakclip, ckpt, osp.join(wd, f'eval_{tag}'),
+                       test_root, osp.join(wd, f'pred_{tag}')))
+        refined = osp.join(wd, 'refined_train')
+        miou, secs = pseudo_label_miou(
+            weakclip, refined, args.data_root, args.device,
+            train_list + ['--checkpoint', ckpt, '--crf'])
+        row.setdefault('refined_mIoU_seeds', []).append(miou)
+        row.setdefault('refine_s_seeds', []).append(secs)
+        seg_wd = osp.join(wd, 'segmenter')
+        seg_ckpt = train_or_find(
+            args, key + '_segmenter', segmenter, seg_wd, seed,
+            [f'train_dataloader.dataset.pseudo_seg_map_dir={refined}'], {})
+        row.setdefault('segmenter_mIoU_seeds', []).append(
+            model_miou(segmenter, seg_ckpt, osp.join(seg_wd, f'eval_{tag}'),
+                       test_root, osp.join(seg_wd, f'pred_{tag}')))
+        if seed == args.seeds[0]:
+            fig_cols[f'{key} prediction'] = osp.join(wd, f'pred_{tag}')
+    for k in ('model', 'refined', 'segmenter'):
+        row[f'{k}_mIoU'], row[f'{k}_mIoU_std'] = mean_std(
+            row[f'{k}_mIoU_seeds'])
+    return row
+
+
+def run_supervised(args: argparse.Namespace, test_root: str,
+                   tag: str) -> dict:
+    """The FCN segmenter trained on the exact masks, per seed."""
+    segmenter = osp.join(CONFIG_DIR, SEGMENTER_CONFIG)
+    row = dict(method='FCN-R18 on the exact masks (fully supervised '
+               'ceiling)', config=SEGMENTER_CONFIG, supervised=True)
+    for seed in args.seeds:
+        wd = osp.abspath(seed_work_dir(args.work_dir, SUPERVISED, seed))
+        ckpt = train_or_find(
+            args, SUPERVISED, segmenter, wd, seed,
+            ['train_dataloader.dataset.pseudo_seg_map_dir='
+             'SegmentationClassAug'], row)
+        row.setdefault('seeds', []).append(seed)
+        row.setdefault('model_mIoU_seeds', []).append(
+            model_miou(segmenter, ckpt, osp.join(wd, f'eval_{tag}'),
+                       test_root, osp.join(wd, f'pred_{tag}')))
+    row['model_mIoU'], row['model_mIoU_std'] = mean_std(
+        row['model_mIoU_seeds'])
+    return row
+
+
 def main(argv: Optional[List[str]] = None) -> List[dict]:
     """Run the report; returns the table rows."""
     args = parse_args(argv)
@@ -337,6 +453,16 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
     # methods done, with an ETA
     bar = ProgressBar(len(args.methods), file=sys.stdout)
     for key in args.methods:
+        if key in REFINERS or key == SUPERVISED:
+            row = (run_refiner(args, key, test_root, tag, fig_cols)
+                   if key in REFINERS else
+                   run_supervised(args, test_root, tag))
+            rows.append(row)
+            print(f'\n[report] {row["method"]}: {json.dumps(row)}',
+                  flush=True)
+            bar.update()
+            print(flush=True)
+            continue
         label, cfg_name, trainable = METHODS[key]
         config = osp.join(CONFIG_DIR, cfg_name)
         wd = osp.join(args.work_dir, key)
@@ -385,16 +511,43 @@ def format_table(rows: List[dict], test_root: str,
             return fmt(r['model_mIoU'])
         return f"{r['model_mIoU']:.1f} ± {r['model_mIoU_std']:.1f} (n={n})"
 
+    def spread(r, k):
+        vals = r.get(f'{k}_mIoU_seeds') or []
+        if len(vals) < 2:
+            return fmt(r.get(f'{k}_mIoU'))
+        return (f"{r[f'{k}_mIoU']:.1f} ± {r[f'{k}_mIoU_std']:.1f} "
+                f'(n={len(vals)})')
+
     lines = [
         f'Toy World test split: {test_root}', '',
         '| method | pseudo-label mIoU | model mIoU | train time (s) | '
         'pseudo-label time (s) |', '|---|---|---|---|---|'
     ]
     for r in rows:
+        if r.get('refiner') or r.get('supervised'):
+            continue
         lines.append(f"| {r['method']} | {fmt(r['pseudo_label_mIoU'])} | "
                      f"{model(r)} | "
                      f"{fmt(r.get('train_s'), '.0f')} | "
                      f"{fmt(r['pseudo_label_s'], '.0f')} |")
+    refiners = [r for r in rows if r.get('refiner')]
+    if refiners:
+        lines += [
+            '', 'WeakCLIP refinement (train-split masks scored on the exact '
+            'train masks; models on the test split):', '',
+            '| WeakCLIP trained on | start masks mIoU (train) | refined '
+            'masks mIoU (train) | WeakCLIP mIoU (test) | FCN-R18 on the '
+            'refined masks (test) |', '|---|---|---|---|---|'
+        ]
+        for r in refiners:
+            lines.append(
+                f"| {r['method']} | {fmt(r['start_mIoU'])} | "
+                f"{spread(r, 'refined')} | {spread(r, 'model')} | "
+                f"{spread(r, 'segmenter')} |")
+    for r in rows:
+        if r.get('supervised'):
+            lines += ['', f"{r['method']}: {spread(r, 'model')} mIoU "
+                      '(test)']
     if diffs:
         lines += [
             '', 'Model mIoU added by each component (ExCEL minus the '
