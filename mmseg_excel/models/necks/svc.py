@@ -22,12 +22,16 @@ from mmseg.registry import MODELS
 from torch import Tensor
 
 
-def block_qkv(block: nn.Module, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
-    """q, k, v (B, H, N, d) of ``LN1(x)`` for an open_clip block (x: B,N,D)."""
+def block_qkv(block: nn.Module, x: Tensor,
+              ln1_out: Optional[Tensor] = None
+              ) -> Tuple[Tensor, Tensor, Tensor]:
+    """q, k, v (B, H, N, d) of ``LN1(x)`` for an open_clip block (x: B,N,D);
+    ``ln1_out`` replaces ``LN1(x)`` (e.g. a Grad-CAM leaf)."""
     attn = block.attn
     num_heads = attn.num_heads
     b, n, d = x.shape
-    qkv = F.linear(block.ln_1(x), attn.in_proj_weight, attn.in_proj_bias)
+    a = block.ln_1(x) if ln1_out is None else ln1_out
+    qkv = F.linear(a, attn.in_proj_weight, attn.in_proj_bias)
     qkv = qkv.view(b, n, 3, num_heads, d // num_heads).permute(2, 0, 3, 1, 4)
     return qkv[0], qkv[1], qkv[2]
 

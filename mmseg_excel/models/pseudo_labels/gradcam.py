@@ -21,6 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..backbones.clip_vit import interpolate_pos_embed
+from ..necks.svc import block_qkv, standard_block
+
 try:  # the registry needs mmseg (mmcv.ops); the maths does not
     from mmseg.registry import MODELS
 except ImportError:  # pragma: no cover - exercised only without mmcv
@@ -34,25 +37,19 @@ def _register(cls):
 def resize_clip_pos_embed(pos_embed: Tensor,
                           grid_hw: Tuple[int, int],
                           fp16_round: bool = True) -> Tensor:
-    """Resize CLIP's (1 + g², D) positional table to (1 + h·w, D) (§2).
-
-    The square grid part is bilinearly resized (align_corners=False), the
-    class position is kept; the official CLIP-ES code then stores the table as
-    fp16 (``fp16_round=True``) even on the CPU and even when h×w = g×g.
+    """CLIP's (1 + g², D) positional table resized to (1 + h·w, D) (§2) by
+    the shared ViT's :func:`interpolate_pos_embed` (always resampled); the
+    official CLIP-ES code then stores the table as fp16 (``fp16_round``)
+    even on the CPU and even when h×w = g×g.
     """
     if pos_embed.dim() != 2:
         raise ValueError('pos_embed must be (1 + g*g, D), got '
                          f'{tuple(pos_embed.shape)}')
-    n, d = pos_embed.shape
+    n = pos_embed.shape[0]
     g = int(round((n - 1)**0.5))
     if g * g != n - 1:
         raise ValueError(f'pos_embed has {n - 1} grid positions, not a square')
-    cls_pos, grid = pos_embed[:1], pos_embed[1:]
-    grid = grid.t().reshape(1, d, g, g)
-    grid = F.interpolate(
-        grid, size=tuple(grid_hw), mode='bilinear', align_corners=False)
-    grid = grid.reshape(d, -1).t()
-    out = torch.cat([cls_pos, grid], 0)
+    out = interpolate_pos_embed(pos_embed, (g, g), grid_hw, force=True)
     if fp16_round:
         out = out.half().to(pos_embed.dtype)
     return out
@@ -63,23 +60,15 @@ def clip_block_forward(
         x: Tensor,
         ln1_out: Optional[Tensor] = None,
         need_weights: bool = True) -> Tuple[Tensor, Optional[Tensor]]:
-    """One open_clip ``ResidualAttentionBlock`` on batch-first (B, N, D).
-
-    ``x + attn(ln_1(x))`` then ``+ mlp(ln_2(·))``, returning the
-    head-averaged attention (B, N, N) as ``nn.MultiheadAttention`` gives it.
+    """One open_clip ``ResidualAttentionBlock`` on batch-first (B, N, D)
+    through the shared block of the ViT (:func:`standard_block`), returning
+    the head-averaged attention (B, N, N) as ``nn.MultiheadAttention`` gives
+    it (None when ``need_weights`` is False: fused attention).
     ``ln1_out`` replaces ``ln_1(x)`` (the Grad-CAM leaf).
     """
-    a = block.ln_1(x) if ln1_out is None else ln1_out
-    attn = block.attn
-    q = a if getattr(attn, 'batch_first', False) else a.transpose(0, 1)
-    y, w = attn(q, q, q, need_weights=need_weights, average_attn_weights=True)
-    if not getattr(attn, 'batch_first', False):
-        y = y.transpose(0, 1)
-    ls_1 = getattr(block, 'ls_1', nn.Identity())
-    ls_2 = getattr(block, 'ls_2', nn.Identity())
-    x = x + ls_1(y)
-    x = x + ls_2(block.mlp(block.ln_2(x)))
-    return x, w
+    qkv = block_qkv(block, x, ln1_out)
+    out, _, attn = standard_block(block, x, qkv=qkv, need_attn=need_weights)
+    return out, None if attn is None else attn.mean(1)
 
 
 def minmax_twice(cams: Tensor, eps: float = 1e-7, times: int = 2) -> Tensor:
