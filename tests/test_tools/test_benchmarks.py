@@ -207,7 +207,10 @@ def test_benchmark_train_weakclip(random_weights, deep_tiny_clip_files,
     if not random_weights:
         opts += [f'model.backbone.pretrained={clip["open_clip"]}',
                  f'model.text_encoder.pretrained={clip["open_clip"]}']
-    res = bench.main([WEAKCLIP_VOC, *QUICK] +
+    # the README command's options (--iters, --batch-size) plus a tiny size
+    res = bench.main([WEAKCLIP_VOC, '--iters', '1', '--batch-size', '2',
+                      '--warmup', '0', '--device', 'cpu', '--size', '64',
+                      '64'] +
                      (['--random-weights'] if random_weights else []) +
                      ['--cfg-options', *opts])['WeakCLIP']
     out = capsys.readouterr().out
