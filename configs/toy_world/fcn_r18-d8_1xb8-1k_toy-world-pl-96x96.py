@@ -5,11 +5,10 @@
 # SegmentationClassAug) for the fully supervised ceiling. 1k iterations,
 # batch 8, CPU-sized.
 _base_ = [
-    'mmseg::_base_/models/fcn_r50-d8.py', '../_base_/default_runtime.py',
-    'mmseg::_base_/schedules/schedule_20k.py'
+    'mmseg::_base_/models/fcn_r50-d8.py',
+    '../_base_/datasets/toy_world_pseudo-96x96.py',
+    '../_base_/default_runtime.py', 'mmseg::_base_/schedules/schedule_20k.py'
 ]
-classes = ('background', 'apple', 'star', 'ring', 'cross', 'heart', 'moon',
-           'kite', 'fish')
 crop_size = (96, 96)
 norm_cfg = dict(type='BN', requires_grad=True)
 model = dict(
@@ -19,11 +18,10 @@ model = dict(
     decode_head=dict(
         in_channels=512,
         channels=128,
-        num_classes=len(classes),
+        num_classes={{_base_.toy_num_classes}},
         norm_cfg=norm_cfg,
         loss_decode=dict(avg_non_ignore=True)),
     auxiliary_head=None)
-data_root = 'data/toy_world'
 train_pipeline = [
     dict(type='LoadImageFromFile', imdecode_backend='pillow'),
     dict(type='LoadPseudoSegMap', as_gt=True),
@@ -36,46 +34,11 @@ train_pipeline = [
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackSegInputs')
 ]
-test_pipeline = [
-    dict(type='LoadImageFromFile', imdecode_backend='pillow'),
-    dict(type='LoadAnnotations'),
-    dict(type='PackSegInputs')
-]
-_ds = dict(
-    type='VOCLayoutWSSSDataset',
-    metainfo=dict(classes=classes),
-    data_root=data_root,
-    img_suffix='.png',
-    data_prefix=dict(img_path='JPEGImages',
-                     seg_map_path='SegmentationClassAug'))
 train_dataloader = dict(
-    batch_size=8,
-    num_workers=2,
-    persistent_workers=True,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
-        **_ds,
-        ann_file='ImageSets/Segmentation/train.txt',
-        # set by the report: a folder of pseudo masks (relative to
-        # data_root, or absolute)
+        # set by the report: a folder of pseudo masks
         pseudo_seg_map_dir='pseudo_labels/weakclip',
         pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=8,
-    num_workers=2,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(**_ds, ann_file='ImageSets/Segmentation/val.txt',
-                 pipeline=test_pipeline))
-test_dataloader = dict(
-    batch_size=8,
-    num_workers=2,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(**_ds, ann_file='ImageSets/Segmentation/test.txt',
-                 pipeline=test_pipeline))
-val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
-test_evaluator = val_evaluator
 optimizer = dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=5e-4)
 optim_wrapper = dict(type='OptimWrapper', optimizer=optimizer)
 max_iters = 1000

@@ -4,14 +4,14 @@
 # validated on the exact masks. 1k iterations, batch 8, CPU-sized.
 _base_ = [
     '../_base_/models/weakclip_clip-vit-b16.py',
+    '../_base_/datasets/toy_world_pseudo-96x96.py',
     '../_base_/default_runtime.py', '../_base_/schedules/weakclip_20k.py'
 ]
 toy_clip = dict(
     model_name='mmseg_excel/data/toy_clip/toy_clip.json',
     pretrained='mmseg_excel/data/toy_clip/toy_clip.pt')
-classes = ('background', 'apple', 'star', 'ring', 'cross', 'heart', 'moon',
-           'kite', 'fish')
-num_classes = len(classes)
+classes = {{_base_.toy_classes}}
+num_classes = {{_base_.toy_num_classes}}
 crop = (96, 96)
 max_iters = 1000
 model = dict(
@@ -32,51 +32,6 @@ model = dict(
     seg_loss=dict(crf=dict(num_workers=0)),  # 12x12 CRFs: not worth a pool
     test_cfg=dict(_delete_=True, mode='whole', aug_ratios=[0.75, 1.0, 1.25],
                   aug_flip=True))
-data_root = 'data/toy_world'
-train_pipeline = [
-    dict(type='LoadImageFromFile', imdecode_backend='pillow'),
-    dict(type='LoadPseudoSegMap', as_gt=True),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackSegInputs')
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile', imdecode_backend='pillow'),
-    dict(type='LoadAnnotations'),
-    dict(type='PackSegInputs')
-]
-_ds = dict(
-    type='VOCLayoutWSSSDataset',
-    metainfo=dict(classes=classes),
-    data_root=data_root,
-    img_suffix='.png',
-    data_prefix=dict(img_path='JPEGImages',
-                     seg_map_path='SegmentationClassAug'))
-train_dataloader = dict(
-    batch_size=8,
-    num_workers=2,
-    persistent_workers=True,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
-    dataset=dict(
-        **_ds,
-        ann_file='ImageSets/Segmentation/train.txt',
-        pseudo_seg_map_dir='pseudo_labels/excel',
-        pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=8,
-    num_workers=2,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(**_ds, ann_file='ImageSets/Segmentation/val.txt',
-                 pipeline=test_pipeline))
-test_dataloader = dict(
-    batch_size=8,
-    num_workers=2,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(**_ds, ann_file='ImageSets/Segmentation/test.txt',
-                 pipeline=test_pipeline))
-val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
-test_evaluator = val_evaluator
 param_scheduler = [
     dict(type='CosineWarmupLR', max_iters=max_iters, eta_min=1e-6,
          warmup_iters=50, warmup_ratio=1e-6, by_epoch=False)

@@ -13,7 +13,7 @@ and ids wrongly from id 12 on. Some ids tell the conventions apart: a value in
 12, 26, 29, 30, 45, 66, 68, 69, 71 is a category only in the contiguous
 convention, a value in 81, 82, 84..90 only in the category-id one.
 """
-from typing import Iterable, Optional, Sequence, Tuple
+from typing import Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -65,16 +65,16 @@ def detect_mask_convention(
         paths: Sequence[str],
         ignore_index: int = 255,
         backend_args: Optional[dict] = None
-) -> Tuple[Optional[str], Optional[str]]:
+) -> Tuple[Optional[str], Optional[str], List[int]]:
     """Read masks in order until one shows its convention.
 
     Returns:
-        ``(convention, path of the mask that showed it)``, or
-        ``(None, None)`` when every mask fits both conventions.
+        ``(convention, path of the mask that showed it, its ids)``, or
+        ``(None, None, [])`` when every mask fits both conventions.
 
     Raises:
-        ValueError: naming the mask with ids valid in neither convention, or
-            two masks of different conventions.
+        ValueError: naming a mask with ids valid in neither convention, or
+            ids of both conventions.
     """
     for path in paths:
         ids = np.unique(read_class_mask(path, backend_args)).tolist()
@@ -83,8 +83,8 @@ def detect_mask_convention(
         except ValueError as e:
             raise ValueError(f'{path}: {e}') from None
         if found is not None:
-            return found, path
-    return None, None
+            return found, path, ids
+    return None, None, []
 
 
 def check_mask_convention(paths: Sequence[str],
@@ -104,9 +104,9 @@ def check_mask_convention(paths: Sequence[str],
         raise ValueError(
             f'{what}: a COCO class list has 81 (contiguous ids) or 91 '
             f'(category ids) entries, got {num_classes}')
-    found, path = detect_mask_convention(paths, ignore_index, backend_args)
+    found, path, ids = detect_mask_convention(paths, ignore_index,
+                                              backend_args)
     if found is not None and found != expected:
-        ids = np.unique(read_class_mask(path, backend_args)).tolist()
         shown = sorted(set(ids) & (COCO_ID_ONLY_IDS if found == 'coco_id'
                                    else CONTIGUOUS_ONLY_IDS))
         fix = ('COCOIdWSSSDataset (91-entry list, model class_names='

@@ -58,7 +58,7 @@ def test_main_trains_each_seed_and_pairs_the_ablation(tmp_path, monkeypatch,
     (world / 'meta.json').write_text('{}')  # no rendering needed
     trained = []
 
-    def fake_train(config, work_dir, data_root, extra, seed=0):
+    def fake_train(config, work_dir, data_root, extra, seed=0, options=()):
         key = Path(config).name.split('_')[0]
         key = {'excel': 'excel', 'excel-no-tse': 'no_tse'}[key]
         ckpt = Path(work_dir) / 'iter_1.pth'

@@ -307,22 +307,8 @@ def benchmark_weakclip(model, cfg: Config, args,
     ):
         timer.wrap(obj, attr, name)
     reset_peak_memory(device)
-    losses = []
-    bar = ProgressBar(args.warmup + args.iters, file=sys.stdout)
-    for i in range(args.warmup + args.iters):
-        with timer.stage('step (total)'):
-            with amp_context(device, args.amp):
-                out = model.loss(imgs, samples)
-            loss = sum(v for k, v in out.items() if 'loss' in k)
-            with timer.stage('backward + step'):
-                optim.zero_grad()
-                loss.backward()
-                optim.step()
-        if i >= args.warmup:
-            losses.append(float(loss.detach()))
-        timer.end_iter(keep=i >= args.warmup)
-        bar.update()
-    sys.stdout.write('\n')
+    losses = time_steps(model, timer, imgs, samples, optim, args.iters,
+                        args.warmup, args.amp, reference=False)
     if not all(torch.isfinite(torch.tensor(losses))):
         raise FloatingPointError(f'non-finite WeakCLIP loss: {losses}')
     res = {k: timer.mean(k) for k in timer.times}
@@ -377,14 +363,16 @@ def clip_forward(model, imgs, amp: bool) -> None:
 
 
 def time_steps(model, timer: StageTimer, imgs, samples, optim, iters: int,
-               warmup: int, amp: bool) -> List[float]:
+               warmup: int, amp: bool, reference: bool = True) -> List[float]:
     """Run ``warmup + iters`` optimiser steps, each right after a frozen
-    CLIP forward alone (the reference); returns the timed losses."""
+    CLIP forward alone (the reference; ``reference=False``: none); returns
+    the timed losses."""
     losses_seen = []
     bar = ProgressBar(warmup + iters, file=sys.stdout)
     for i in range(warmup + iters):
-        with timer.stage('CLIP forward alone'):
-            clip_forward(model, imgs, amp)
+        if reference:
+            with timer.stage('CLIP forward alone'):
+                clip_forward(model, imgs, amp)
         with timer.stage('step (total)'):
             with amp_context(imgs.device, amp):
                 losses = model.loss(imgs, samples)

@@ -316,18 +316,8 @@ def run_model_seed(args: argparse.Namespace, key: str, config: str,
     appends to ``row``'s per-seed lists."""
     wd = seed_work_dir(args.work_dir, key, seed)
     # the shipped models (seed 0) stand in only with --eval-only
-    ckpt = find_checkpoint(wd, key,
-                           shipped_ok=seed == 0 and args.eval_only)
-    if ckpt is None or not osp.isfile(ckpt):
-        if args.eval_only:
-            raise FileNotFoundError(
-                f'--eval-only: no checkpoint for {key} (seed {seed}) in {wd}'
-                + (f' or {SHIPPED_DIR}' if seed == 0 else '') +
-                '; run without --eval-only first')
-        row.setdefault('train_s_seeds', []).append(
-            train(config, wd, args.data_root, args.train_args, seed))
-        row['train_s'] = float(np.mean(row['train_s_seeds']))
-        ckpt = find_checkpoint(wd, key, shipped_ok=False)
+    ckpt = train_or_find(args, key, config, wd, seed, (), row,
+                         shipped_ok=seed == 0 and args.eval_only)
     row.setdefault('checkpoints', []).append(osp.relpath(ckpt, REPO))
     row.setdefault('checkpoint', row['checkpoints'][0])
     if args.export and seed == 0 and not ckpt.startswith(SHIPPED_DIR):
@@ -343,15 +333,17 @@ def run_model_seed(args: argparse.Namespace, key: str, config: str,
 
 def train_or_find(args: argparse.Namespace, key: str, config: str,
                   work_dir: str, seed: int, options: Sequence[str],
-                  row: dict) -> str:
-    """The checkpoint of ``work_dir``, trained first unless it exists
-    (``--eval-only``: must exist)."""
-    ckpt = find_checkpoint(work_dir, key, shipped_ok=False)
-    if ckpt is None:
+                  row: dict, shipped_ok: bool = False) -> str:
+    """The checkpoint of ``work_dir`` (``shipped_ok``: else the shipped
+    weights), trained first unless it exists (``--eval-only``: must exist);
+    the training time goes to ``row``."""
+    ckpt = find_checkpoint(work_dir, key, shipped_ok=shipped_ok)
+    if ckpt is None or not osp.isfile(ckpt):
         if args.eval_only:
             raise FileNotFoundError(
                 f'--eval-only: no checkpoint for {key} (seed {seed}) in '
-                f'{work_dir}; run without --eval-only first')
+                f'{work_dir}' + (f' or {SHIPPED_DIR}' if shipped_ok else '')
+                + '; run without --eval-only first')
         row.setdefault('train_s_seeds', []).append(
             train(config, work_dir, args.data_root, args.train_args, seed,
                   options))
