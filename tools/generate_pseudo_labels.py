@@ -34,6 +34,7 @@ import os
 import os.path as osp
 import sys
 import tempfile
+import time
 from typing import List, Optional
 
 import numpy as np
@@ -70,6 +71,17 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--crf',
         action='store_true',
         help='dense CRF on the maps before PAR (ExCEL; the config\'s `crf`)')
+    parser.add_argument(
+        '--crf-workers',
+        type=int,
+        help='CRF worker processes, overlapped with the next forward '
+        '(default: the config\'s crf.num_workers)')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch'],
+        default='none',
+        help='pytorch: one shard per torchrun process '
+        '(tools/dist_generate_pseudo_labels.sh)')
     parser.add_argument(
         '--overwrite',
         action='store_true',
@@ -115,7 +127,8 @@ def dataloader_cfg(cfg: Config,
         raise KeyError(f'config has no {key}; choose --split among '
                        f'{[k[:-11] for k in cfg if k.endswith("_dataloader")]}')
     dl = cfg[key].copy()
-    dl['sampler'] = dict(type='DefaultSampler', shuffle=False)
+    # ranks take interleaved shards, no padding duplicates (round_up)
+    dl['sampler'] = dict(type='DefaultSampler', shuffle=False, round_up=False)
     dl['persistent_workers'] = False
     if batch_size is not None:
         dl['batch_size'] = batch_size
@@ -235,6 +248,16 @@ def _item(out: dict, key: str, j: int):
     return None if value is None else value[j]
 
 
+class _Batch:
+    """One batch on its way out: labels computed (or a CRF still running in
+    the worker pool), then written, scored and pictured by :func:`_finish`."""
+
+    def __init__(self, samples, paths, names) -> None:
+        self.samples, self.paths, self.names = samples, paths, names
+        self.labels, self.cams, self.cam_classes = {}, {}, {}
+        self.crf_handle, self.crf_todo, self.crf_keys = None, [], []
+
+
 def main(argv: Optional[List[str]] = None) -> dict:
     """Generate, save and (when GT exists) evaluate pseudo labels."""
     args = parse_args(argv)
@@ -243,13 +266,15 @@ def main(argv: Optional[List[str]] = None) -> dict:
         cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     import mmseg_excel  # noqa: F401
+    from mmengine.dist import all_gather_object, barrier, broadcast_object_list
     from mmseg.registry import MODELS
-    from mmseg_excel.apis import cam_classes as cam_classes_of
     from mmseg_excel.apis import load_trained_weights, pseudo_label_mode
     from mmseg_excel.datasets import voc_colormap
     from mmseg_excel.evaluation import WSSSIoUMetric
     from mmseg_excel.evaluation.metrics.wsss_metric import table_rows
+    from mmseg_excel.utils.dist import init_launcher, teardown_dist
 
+    rank, world = init_launcher(args.launcher)
     pseudo_label_mode(cfg, args.checkpoint)
     crf = None
     if args.crf:
@@ -258,15 +283,38 @@ def main(argv: Optional[List[str]] = None) -> dict:
                 f'--crf given but {args.config} has no `crf` entry; CLIP-ES '
                 'configs run their dense CRF inside the model (model.crf): '
                 'leave --crf out for them')
-        crf = MODELS.build(cfg.crf)
+        crf_cfg = cfg.crf.copy()
+        if args.crf_workers is not None:
+            crf_cfg['num_workers'] = args.crf_workers
+        crf = MODELS.build(crf_cfg)
     loader_cfg = dataloader_cfg(cfg, args.split, args.batch_size,
                                 args.ann_file)
-    os.makedirs(args.out_dir, exist_ok=True)
-    reuse = check_manifest(args.out_dir,
-                           export_settings(cfg, args, loader_cfg),
-                           args.overwrite)
+    settings = export_settings(cfg, args, loader_cfg)
+    if args.max_images is not None:  # the first N images, shared by ranks
+        loader_cfg['dataset'] = dict(
+            loader_cfg['dataset'], indices=args.max_images)
+    # rank 0 checks the folder (one writer of manifest.json), the others
+    # follow its decision
+    decision = [None]
+    if rank == 0:
+        os.makedirs(args.out_dir, exist_ok=True)
+        try:
+            decision = [check_manifest(args.out_dir, settings,
+                                       args.overwrite)]
+        except RuntimeError as e:
+            decision = [e]
+    if world > 1:
+        broadcast_object_list(decision, src=0)
+    if isinstance(decision[0], Exception):
+        raise decision[0]
+    reuse = decision[0]
 
-    device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    if args.device:
+        device = args.device
+    elif torch.cuda.is_available():
+        device = f'cuda:{torch.cuda.current_device()}'
+    else:
+        device = 'cpu'
     model = MODELS.build(cfg.model)
     if args.checkpoint:
         load_trained_weights(model, args.checkpoint)
@@ -287,100 +335,157 @@ def main(argv: Optional[List[str]] = None) -> dict:
     palette = [v for c in colors for v in c]
     vis_dir = args.show_dir or osp.join(args.out_dir, 'vis')
     visualizer = None
-    if args.num_vis:
+    if args.num_vis and rank == 0:
         from mmseg_excel.visualization import WSSSVisualizer
         os.makedirs(vis_dir, exist_ok=True)
         visualizer = WSSSVisualizer(name='generate_pseudo_labels')
         visualizer.set_dataset_meta(classes, colors[:len(classes)])
 
-    metric = WSSSIoUMetric(prefix='pseudo')
+    # results gathered over ranks by mmengine (collect_results), scored once
+    metric = WSSSIoUMetric(
+        prefix='pseudo', collect_device='gpu' if world > 1 else 'cpu')
     metric.dataset_meta = dataset.metainfo
-    has_gt = False
-    n_total = len(dataset) if args.max_images is None else min(
-        len(dataset), args.max_images)
-    bar = ProgressBar(n_total, file=sys.stdout)
-    done = computed = vis_saved = 0
+    n_total = len(dataset)
+    n_shard = len(loader.sampler) if hasattr(loader.sampler,
+                                             '__len__') else n_total
+    bar = ProgressBar(n_shard, file=sys.stdout) if rank == 0 else None
+    state = dict(done=0, computed=0, vis_saved=0, has_gt=False)
+    pending = None
+    t_start = time.perf_counter()
     for batch in loader:
-        if done >= n_total:
-            break
-        samples = batch['data_samples']
-        names = [
-            osp.splitext(osp.basename(s.img_path))[0] + '.png'
-            for s in samples
-        ]
-        paths = [osp.join(args.out_dir, n) for n in names]
-        todo = [
-            i for i, p in enumerate(paths) if not (reuse and osp.exists(p))
-        ]
-        labels, cams, cam_classes = {}, {}, {}
-        if todo:
-            sub = dict(
-                inputs=[batch['inputs'][i] for i in todo],
-                data_samples=[samples[i] for i in todo])
-            data = model.data_preprocessor(sub, False)
-            with torch.no_grad():
-                out = model.generate_pseudo_labels(data['inputs'],
-                                                   data['data_samples'])
-            original = bool(out.get('labels_are_original', False))
-            for j, i in enumerate(todo):
-                meta = data['data_samples'][j].metainfo
-                if crf is not None:
-                    lab = crf_label(crf, out, j, meta, samples[i])
-                else:
-                    lab = label_to_original(
-                        _item(out, 'pseudo_labels', j), meta, original)
-                write_png_atomic(paths[i], lab, palette)
-                labels[i] = lab
-                cams[i] = _item(out, 'cams_highres', j)
-                cam_classes[i] = cam_classes_of(out, j)
-                computed += 1
-        for i, s in enumerate(samples):
-            if done >= n_total:
-                break
-            lab = labels.get(i)
-            if lab is None:  # resumed: read what an earlier run wrote
-                lab = np.asarray(Image.open(paths[i]))
-            if 'gt_sem_seg' in s:
-                has_gt = True
-                metric.add(
-                    torch.from_numpy(lab.astype(np.int64)),
-                    s.gt_sem_seg.data[0].long())
-            if vis_saved < args.num_vis and i in labels:
-                img = np.asarray(Image.open(s.img_path).convert('RGB'))
-                c, names_c = cams.get(i), cam_classes.get(i)
-                if c is not None:
-                    c = c.float().cpu().clamp(0, 1)
-                    if names_c is not None:
-                        c = c[:len(names_c)]
-                    c = c[:, :lab.shape[0], :lab.shape[1]]
-                gt_np = (s.gt_sem_seg.data[0].numpy().astype(np.uint8)
-                         if 'gt_sem_seg' in s else None)
-                save_vis(visualizer, osp.join(vis_dir, names[i]), img, c,
-                         names_c, lab, gt_np)
-                vis_saved += 1
-            done += 1
-            bar.update()
-    sys.stdout.write('\n')
-    print(f'pseudo labels: {done} images ({computed} computed, '
-          f'{done - computed} already present) in {args.out_dir}')
+        out_batch = _predict(model, crf, batch, args, reuse, palette)
+        if pending is not None:  # overlaps this forward with its CRF
+            _finish(pending, state, metric, visualizer, vis_dir, args,
+                    palette, bar)
+        pending = out_batch
+    if pending is not None:
+        _finish(pending, state, metric, visualizer, vis_dir, args, palette,
+                bar)
+    if rank == 0:
+        sys.stdout.write('\n')
+    seconds = time.perf_counter() - t_start
+    done, computed, has_gt = state['done'], state['computed'], \
+        state['has_gt']
+    if world > 1:
+        counts = all_gather_object((done, computed, has_gt, seconds))
+        done = sum(c[0] for c in counts)
+        computed = sum(c[1] for c in counts)
+        has_gt = any(c[2] for c in counts)
+        seconds = max(c[3] for c in counts)  # the slowest shard
+    if rank == 0:
+        shards = f' over {world} processes' if world > 1 else ''
+        print(f'pseudo labels: {done} images ({computed} computed, '
+              f'{done - computed} already present){shards} in '
+              f'{args.out_dir}')
+        print(f'export loop: {computed} images computed in {seconds:.3f} s '
+              f'({computed / max(seconds, 1e-9):.3f} images/s)')
     metrics = {}
     if has_gt:
-        metrics = metric.compute_metrics(metric.results)
-        print('\n'.join(table_rows(metric.last_table)))
-        print(f'pseudo-label mIoU: {metrics["mIoU"]:.2f} (precision '
-              f'{metrics["mPrecision"]:.2f}, recall {metrics["mRecall"]:.2f}'
-              f', confusion FP/TP {metrics["mConfusion"]:.4f})')
-        metrics['per_class'] = {
-            k: list(map(str if k == 'Class' else float, v))
-            for k, v in metric.last_table.items()
-        }
+        metrics = dict(metric.evaluate(n_total))
+        metrics = {k[len('pseudo/'):] if k.startswith('pseudo/') else k: v
+                   for k, v in metrics.items()}
+        if rank == 0:
+            print('\n'.join(table_rows(metric.last_table)))
+            print(f'pseudo-label mIoU: {metrics["mIoU"]:.2f} (precision '
+                  f'{metrics["mPrecision"]:.2f}, recall '
+                  f'{metrics["mRecall"]:.2f}, confusion FP/TP '
+                  f'{metrics["mConfusion"]:.4f})')
+            metrics['per_class'] = {
+                k: list(map(str if k == 'Class' else float, v))
+                for k, v in metric.last_table.items()
+            }
+    if world > 1:
+        barrier()
+        teardown_dist()
     return metrics
 
 
-def crf_label(crf, out: dict, j: int, meta: dict, sample) -> np.ndarray:
-    """Dense CRF on [background; maps] BEFORE PAR, at the original size,
-    with the original uint8 RGB image (the official CRF variant; PAR's
-    output is not used)."""
+def _predict(model, crf, batch: dict, args: argparse.Namespace, reuse: bool,
+             palette: List[int]) -> _Batch:
+    """Run the model on the images of ``batch`` whose PNG is missing; start
+    their CRF (asynchronous with CRF workers) or write their PNGs."""
+    from mmseg_excel.apis import cam_classes as cam_classes_of
+    samples = batch['data_samples']
+    names = [
+        osp.splitext(osp.basename(s.img_path))[0] + '.png' for s in samples
+    ]
+    paths = [osp.join(args.out_dir, n) for n in names]
+    b = _Batch(samples, paths, names)
+    todo = [i for i, p in enumerate(paths) if not (reuse and osp.exists(p))]
+    if not todo:
+        return b
+    sub = dict(
+        inputs=[batch['inputs'][i] for i in todo],
+        data_samples=[samples[i] for i in todo])
+    data = model.data_preprocessor(sub, False)
+    with torch.no_grad():
+        out = model.generate_pseudo_labels(data['inputs'],
+                                           data['data_samples'])
+    original = bool(out.get('labels_are_original', False))
+    images, probs = [], []
+    for j, i in enumerate(todo):
+        meta = data['data_samples'][j].metainfo
+        b.cams[i] = _item(out, 'cams_highres', j)
+        b.cam_classes[i] = cam_classes_of(out, j)
+        if crf is not None:
+            image, scores, keys = crf_inputs(out, j, meta, samples[i])
+            images.append(image)
+            probs.append(scores)
+            b.crf_todo.append(i)
+            b.crf_keys.append(keys)
+        else:
+            lab = label_to_original(
+                _item(out, 'pseudo_labels', j), meta, original)
+            write_png_atomic(paths[i], lab, palette)
+            b.labels[i] = lab
+    if crf is not None:
+        b.crf_handle = crf.inference_batch_async(images, probs)
+    return b
+
+
+def _finish(b: _Batch, state: dict, metric, visualizer, vis_dir: str,
+            args: argparse.Namespace, palette: List[int], bar) -> None:
+    """Write the CRF labels of a batch, then score and picture it."""
+    if b.crf_handle is not None:
+        for i, keys, prob in zip(b.crf_todo, b.crf_keys,
+                                 b.crf_handle.get()):
+            lab = keys[prob.argmax(0)].numpy()
+            write_png_atomic(b.paths[i], lab, palette)
+            b.labels[i] = lab
+    state['computed'] += len(b.labels)
+    for i, s in enumerate(b.samples):
+        lab = b.labels.get(i)
+        if lab is None:  # resumed: read what an earlier run wrote
+            lab = np.asarray(Image.open(b.paths[i]))
+        if 'gt_sem_seg' in s:
+            state['has_gt'] = True
+            metric.add(
+                torch.from_numpy(lab.astype(np.int64)),
+                s.gt_sem_seg.data[0].long())
+        if (visualizer is not None and state['vis_saved'] < args.num_vis
+                and i in b.labels):
+            img = np.asarray(Image.open(s.img_path).convert('RGB'))
+            c, names_c = b.cams.get(i), b.cam_classes.get(i)
+            if c is not None:
+                c = c.float().cpu().clamp(0, 1)
+                if names_c is not None:
+                    c = c[:len(names_c)]
+                c = c[:, :lab.shape[0], :lab.shape[1]]
+            gt_np = (s.gt_sem_seg.data[0].numpy().astype(np.uint8)
+                     if 'gt_sem_seg' in s else None)
+            save_vis(visualizer, osp.join(vis_dir, b.names[i]), img, c,
+                     names_c, lab, gt_np)
+            state['vis_saved'] += 1
+        state['done'] += 1
+        if bar is not None:
+            bar.update()
+
+
+def crf_inputs(out: dict, j: int, meta: dict, sample):
+    """What the dense CRF of image ``j`` needs: the original uint8 RGB
+    image, [background; maps] BEFORE PAR at the original size and the label
+    of each channel (the official CRF variant; PAR's output is not used).
+    The label is ``keys[argmax Q]``."""
     if 'keys' not in out:
         raise TypeError('--crf needs a model that returns the maps before '
                         'PAR with their label keys (ExCEL)')
@@ -391,8 +496,7 @@ def crf_label(crf, out: dict, j: int, meta: dict, sample) -> np.ndarray:
         raise ValueError(f'{sample.img_path}: maps {tuple(scores.shape)} are '
                          f'not at the original size {ori}')
     image = np.array(Image.open(sample.img_path).convert('RGB'))
-    prob = crf([image], [scores.float().cpu()])[0]
-    return keys.cpu()[prob.argmax(0)].numpy()
+    return image, scores.float().cpu(), keys.cpu()
 
 
 if __name__ == '__main__':

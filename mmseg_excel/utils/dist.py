@@ -10,6 +10,7 @@ the model wrapper a CPU ``DistributedDataParallel`` (no ``device_ids``).
 With CUDA nothing changes: mmengine's NCCL path is used (docs/train_test.md).
 """
 import os
+from typing import Tuple
 
 import torch
 import torch.distributed as torch_dist
@@ -26,12 +27,7 @@ def setup_cpu_dist(cfg: Config) -> bool:
         raise RuntimeError(
             f'launcher {launcher!r} without a CUDA device: only torchrun '
             "('pytorch', tools/dist_train.sh) is supported on CPU")
-    missing = [k for k in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')
-               if k not in os.environ]
-    if missing:
-        raise RuntimeError(f'--launcher pytorch needs torchrun\'s environment '
-                           f'({", ".join(missing)} unset): use '
-                           'tools/dist_train.sh')
+    _check_torchrun_env()
     env_cfg = cfg.setdefault('env_cfg', {})
     env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
     if not torch_dist.is_initialized():
@@ -48,6 +44,35 @@ def setup_cpu_dist(cfg: Config) -> bool:
           f'{torch_dist.get_rank()} of {torch_dist.get_world_size()}',
           flush=True)
     return True
+
+
+def _check_torchrun_env() -> None:
+    missing = [k for k in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')
+               if k not in os.environ]
+    if missing:
+        raise RuntimeError(f'--launcher pytorch needs torchrun\'s environment '
+                           f'({", ".join(missing)} unset): use '
+                           'tools/dist_train.sh or torchrun')
+
+
+def init_launcher(launcher: str) -> Tuple[int, int]:
+    """Start the process group of a tool that has no Runner (e.g. the
+    pseudo-label export): NCCL through mmengine's ``init_dist`` with CUDA
+    (one device per local rank), gloo without. Returns ``(rank,
+    world_size)``; ``'none'`` gives ``(0, 1)`` and starts nothing."""
+    if launcher == 'none':
+        return 0, 1
+    if launcher != 'pytorch':
+        raise ValueError(f'launcher must be "none" or "pytorch" (torchrun), '
+                         f'got {launcher!r}')
+    _check_torchrun_env()
+    if not torch_dist.is_initialized():
+        if torch.cuda.is_available():
+            from mmengine.dist import init_dist
+            init_dist('pytorch', backend='nccl')
+        else:
+            torch_dist.init_process_group(backend='gloo')
+    return torch_dist.get_rank(), torch_dist.get_world_size()
 
 
 def teardown_dist() -> None:

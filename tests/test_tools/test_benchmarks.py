@@ -221,3 +221,34 @@ def test_benchmark_train_weakclip(random_weights, deep_tiny_clip_files,
     assert sum(res[s] for s in WEAKCLIP_STAGES) <= res['step (total)']
     assert 'size (64, 64), classes 21' in out
     assert re.search(r'peak memory \(training steps\): \d+ MiB', out)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('method', ['excel', 'clip_es'])
+def test_benchmark_pseudo_labels_export_scaling(method, capsys):
+    """End-to-end export rate against processes x CRF workers (the real
+    tool, torchrun for 2 processes) and the COCO projection from it."""
+    pytest.importorskip('pydensecrf')
+    bench = _load('benchmark_pseudo_labels')
+    cfg, opts = ((EXCEL_FREE, _excel_options(None)) if method == 'excel'
+                 else (CLIP_ES, _clip_es_options(None)))
+    res = bench.main([cfg, '--random-weights', '--no-tse', '--batch-size',
+                      '2', '--size', '64', '64', '--num-images', '3',
+                      '--processes', '1', '2', '--crf-workers', '0', '2',
+                      '--machines', '4', '--device', 'cpu',
+                      '--cfg-options', *opts])
+    out = capsys.readouterr().out
+    rows = res['rows']
+    assert [(r[0], r[1]) for r in rows] == [(1, 0), (1, 2), (2, 0), (2, 2)]
+    assert all(r[3] == 3 and r[2] > 0 and r[4] > 0 for r in rows), rows
+    for p, w, rate, _, _ in rows:
+        assert re.search(rf'^\s+{p}\s+{w}\s+{rate:.3f}', out, re.M), out
+    best = max(r[2] for r in rows)
+    assert res['best_rate'] == best
+    hours = (82783 + 40137) / best / 3600
+    m = re.search(rf'COCO 2014 train \+ val \(122920 images\) at the best '
+                  rf'rate .*: {NUM} h on one machine, {NUM} h on 4; PNGs '
+                  rf'~{NUM} GiB', out)
+    assert m, out
+    assert float(m.group(1)) == pytest.approx(hours, abs=0.06)
+    assert float(m.group(2)) == pytest.approx(hours / 4, abs=0.06)

@@ -19,6 +19,16 @@ stage by stage, for both training-free models:
 input resizing, label assembly). Peak memory: CUDA allocator peak on GPU,
 process max RSS on CPU (model build included).
 
+``--processes P [P ...]`` measures the export end to end instead: it writes
+``--num-images`` random images of ``--size`` in the VOC layout and runs
+``tools/generate_pseudo_labels.py`` on them (``dist_generate_pseudo_labels.sh``
+for P > 1; CPU threads split evenly between the processes) for every pair of
+P and ``--crf-workers W`` (ExCEL: ``--crf --crf-workers W``; CLIP-ES: the
+model's CRF with ``num_workers=W``), reads the tool's own "export loop"
+rate (start-up excluded), the mean PNG size, and projects the time and disk
+of a COCO 2014 train + val export (82,783 + 40,137 images) on one machine
+and on ``--machines`` machines from the best measured rate.
+
 Example::
 
     python tools/analysis_tools/benchmark_pseudo_labels.py \
@@ -27,9 +37,16 @@ Example::
     python tools/analysis_tools/benchmark_pseudo_labels.py \
         configs/clip_es/clip-es_clip-vit-b16_training-free_voc12aug.py \
         --random-weights --batch-size 4 --size 375 500 --gradcam-per-class
+    python tools/analysis_tools/benchmark_pseudo_labels.py \
+        configs/clip_es/clip-es_clip-vit-b16_training-free_voc12aug.py \
+        --random-weights --batch-size 2 --size 480 640 --num-images 8 \
+        --processes 1 2 --crf-workers 0 2 --machines 8
 """
 import argparse
+import os
 import os.path as osp
+import re
+import subprocess
 import sys
 import tempfile
 from typing import Dict, List, Optional, Tuple
@@ -63,6 +80,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument('--gradcam-per-class', action='store_true',
                    help='CLIP-ES: also time one GradCAM backward per class')
     p.add_argument('--random-weights', action='store_true')
+    p.add_argument('--processes', type=int, nargs='+', default=None,
+                   help='end-to-end export rate with these process counts')
+    p.add_argument('--crf-workers', type=int, nargs='+', default=[0],
+                   help='CRF worker counts (end-to-end mode)')
+    p.add_argument('--num-images', type=int, default=8,
+                   help='images of the end-to-end export')
+    p.add_argument('--machines', type=int, default=8,
+                   help='machines of the COCO projection')
     p.add_argument('--no-tse', action='store_true')
     p.add_argument('--cfg-options', nargs='+', action=DictAction)
     return p.parse_args(argv)
@@ -121,14 +146,12 @@ def make_inputs(model, batch: int, size, classes_per_image: int, device,
 def excel_crf(crf, out: dict, rgb: List[np.ndarray]) -> List[np.ndarray]:
     """ExCEL ``--crf`` as ``tools/generate_pseudo_labels.py``: dense CRF on
     ``[bg; CAMs]`` of the present classes, argmax to class ids."""
-    labels = []
-    for j, image in enumerate(rgb):
-        # per-image maps before PAR at the original size, with their keys
-        scores = out['cams_with_bkg'][j].float().cpu()
-        keys = out['keys'][j].cpu()
-        prob = crf([image], [scores])[0]
-        labels.append(keys[prob.argmax(0)].numpy())
-    return labels
+    # per-image maps before PAR at the original size, with their keys; the
+    # batch runs in the CRF worker pool when crf.num_workers > 0
+    scores = [out['cams_with_bkg'][j].float().cpu() for j in range(len(rgb))]
+    probs = crf.inference_batch(rgb, scores)
+    return [out['keys'][j].cpu()[q.argmax(0)].numpy()
+            for j, q in enumerate(probs)]
 
 
 def time_gradcam_per_class(model, imgs: torch.Tensor, samples,
@@ -157,10 +180,131 @@ def time_gradcam_per_class(model, imgs: torch.Tensor, samples,
     return timer.mean('GradCAM per class (official schedule)')
 
 
+#: COCO 2014 images: train + val
+COCO_IMAGES = {'train': 82783, 'val': 40137}
+ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
+
+
+def clip_source_keys(node, prefix: str = 'model') -> List[str]:
+    """Dotted keys of every ``pretrained`` of a CLIP source in the model."""
+    keys = []
+    if isinstance(node, dict):
+        if 'model_name' in node and 'pretrained' in node:
+            keys.append(f'{prefix}.pretrained')
+        for k, v in node.items():
+            keys += clip_source_keys(v, f'{prefix}.{k}')
+    return keys
+
+
+def _option(key: str, value) -> str:
+    return f'{key}={value}'
+
+
+def export_run(args, cfg, data_root: str, out_dir: str, processes: int,
+               crf_workers: int) -> Tuple[float, int, float]:
+    """One end-to-end export; returns (images/s of the export loop, images
+    computed, mean PNG bytes)."""
+    clip_es = cfg.model.get('type') == 'CLIPES'
+    opts = [
+        _option('pseudo_label_dataloader.dataset.data_root', data_root),
+        _option('pseudo_label_dataloader.dataset.ann_file',
+                'ImageSets/Segmentation/train_aug.txt'),
+        _option('pseudo_label_dataloader.num_workers', 0),
+    ]
+    if args.random_weights:
+        opts += [_option(k, None) for k in clip_source_keys(cfg.model)]
+        if cfg.model.get('text_head', {}).get('tse'):
+            opts.append(_option('model.text_head.tse.cache_dir', None))
+    if args.no_tse and 'text_head' in cfg.model:
+        opts.append(_option('model.text_head.tse', None))
+    extra = ['--crf', '--crf-workers', str(crf_workers)]
+    if clip_es:
+        extra = []
+        if cfg.model.get('crf'):
+            opts.append(_option('model.crf.num_workers', crf_workers))
+    for k, v in (args.cfg_options or {}).items():
+        opts.append(_option(k, v))
+    tool_args = [
+        '--out-dir', out_dir, '--num-vis', '0', '--batch-size',
+        str(args.batch_size), *extra
+    ]
+    if args.device:
+        tool_args += ['--device', args.device]
+    tool_args += ['--cfg-options', *opts]
+    if processes == 1:
+        cmd = [sys.executable, osp.join(ROOT, 'tools',
+                                        'generate_pseudo_labels.py'),
+               args.config, *tool_args]
+    else:
+        cmd = ['bash', osp.join(ROOT, 'tools',
+                                'dist_generate_pseudo_labels.sh'),
+               args.config, str(processes), *tool_args]
+    threads = max(1, (os.cpu_count() or 1) // processes)
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads),
+               PYTHONUNBUFFERED='1',
+               PATH=f'{osp.dirname(sys.executable)}{os.pathsep}'
+               f'{os.environ.get("PATH", "")}')
+    env.setdefault('PORT', '29533')
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    out = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        raise RuntimeError(f'export with {processes} processes failed:\n'
+                           f'{out[-3000:]}')
+    m = re.search(r'export loop: (\d+) images computed in ([0-9.]+) s', out)
+    if m is None:
+        raise RuntimeError(f'no "export loop" line in the output:\n'
+                           f'{out[-3000:]}')
+    n, sec = int(m.group(1)), float(m.group(2))
+    pngs = [f for f in os.listdir(out_dir) if f.endswith('.png')]
+    size = sum(osp.getsize(osp.join(out_dir, f)) for f in pngs)
+    return n / max(sec, 1e-9), n, size / max(1, len(pngs))
+
+
+def export_scaling(args, cfg) -> Dict[str, float]:
+    """Images/s of the real export against processes x CRF workers, and
+    the COCO projection (see the module docstring)."""
+    from mmseg_excel.testing.tiny_datasets import make_tiny_voc
+    size = tuple(args.size or cfg.get('crop_size', (320, 320)))
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        data = make_tiny_voc(osp.join(tmp, 'voc'), num_train=args.num_images,
+                             num_val=0, size=size)
+        for p in args.processes:
+            for w in args.crf_workers:
+                out_dir = osp.join(tmp, f'out_p{p}_w{w}')
+                rate, n, png = export_run(args, cfg, data['root'], out_dir, p,
+                                          w)
+                rows.append((p, w, rate, n, png))
+                print(f'processes {p}, CRF workers {w}: {rate:.3f} images/s '
+                      f'({n} images)', flush=True)
+    print(f'config: {args.config}')
+    print(f'end-to-end export, size {size}, batch {args.batch_size}/process,'
+          f' {os.cpu_count()} CPU threads shared, random weights '
+          f'{args.random_weights}')
+    print(f'{"processes":>10}{"CRF workers":>13}{"images/s":>12}'
+          f'{"s/image":>10}{"PNG KiB":>9}')
+    for p, w, rate, n, png in rows:
+        print(f'{p:>10}{w:>13}{rate:>12.3f}{1 / max(rate, 1e-9):>10.3f}'
+              f'{png / 1024:>9.1f}')
+    best = max(rows, key=lambda r: r[2])
+    total = sum(COCO_IMAGES.values())
+    png = sum(r[4] for r in rows) / len(rows)
+    hours = total / best[2] / 3600
+    print(f'COCO 2014 train + val ({total} images) at the best rate '
+          f'({best[2]:.3f} images/s, {best[0]} processes, {best[1]} CRF '
+          f'workers): {hours:.1f} h on one machine, '
+          f'{hours / args.machines:.1f} h on {args.machines}; PNGs '
+          f'~{total * png / 2**30:.2f} GiB')
+    return dict(best_rate=best[2], coco_hours=hours,
+                png_bytes=png, rows=rows)
+
+
 def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
     """Print images/s by stage; returns the mean seconds per batch."""
     args = parse_args(argv)
     cfg = load_config(args)
+    if args.processes:
+        return export_scaling(args, cfg)
     from mmseg.registry import MODELS
     if cfg.model.get('type') == 'CLIPES':
         # random tensors, not files, feed the network (the CRF still reads
@@ -175,7 +319,9 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
     if args.crf and not clip_es:
         if 'crf' not in cfg:
             raise KeyError(f'--crf given but {args.config} has no `crf`')
-        crf = MODELS.build(cfg.crf)
+        crf_cfg = cfg.crf.copy()
+        crf_cfg['num_workers'] = args.crf_workers[0]
+        crf = MODELS.build(crf_cfg)
 
     timer = StageTimer(device)
     for name, obj, attr in stage_methods(model):

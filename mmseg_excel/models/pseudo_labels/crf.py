@@ -56,6 +56,16 @@ def _inference_job(job) -> np.ndarray:
     return crf.inference_single(image, prob, prepared)
 
 
+class _Ready:
+    """An already computed result with the ``get()`` of an ``AsyncResult``."""
+
+    def __init__(self, value) -> None:
+        self.value = value
+
+    def get(self, timeout: Optional[float] = None):
+        return self.value
+
+
 def _np(x: ArrayLike) -> np.ndarray:
     return x.detach().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x)
 
@@ -219,14 +229,24 @@ class DenseCRF:
         """:meth:`inference_single` of every image, in the worker pool when
         ``num_workers > 0`` (numpy inputs are sent, posteriors returned in
         order)."""
+        return self.inference_batch_async(images, probs, prepared).get()
+
+    def inference_batch_async(self,
+                              images: Union[Tensor, Sequence[ArrayLike]],
+                              probs: Union[Tensor, Sequence[ArrayLike]],
+                              prepared: bool = False):
+        """:meth:`inference_batch` without waiting: returns a handle whose
+        ``get()`` gives the posteriors, so the caller can run the next
+        model forward while the workers run the CRF (with ``num_workers ==
+        0`` the work is done here and the handle is already complete)."""
         if len(images) != len(probs):
             raise ValueError(
                 f'{len(images)} images but {len(probs)} probability maps')
         jobs = [(self, _np(img), _np(prob), prepared)
                 for img, prob in zip(images, probs)]
-        if self.num_workers == 0 or len(jobs) < 2:
-            return [_inference_job(j) for j in jobs]
-        return crf_pool(self.num_workers).map(_inference_job, jobs)
+        if self.num_workers == 0 or not jobs:
+            return _Ready([_inference_job(j) for j in jobs])
+        return crf_pool(self.num_workers).map_async(_inference_job, jobs)
 
     def predict(
         self,
