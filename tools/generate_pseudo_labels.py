@@ -47,6 +47,7 @@ from mmengine.utils import ProgressBar
 from PIL import Image
 
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..')))
+from mmseg_excel.datasets.transforms.loading import read_rgb_image  # noqa: E402,E501
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -115,6 +116,18 @@ def write_png_atomic(path: str, label: np.ndarray, palette: List[int]):
     finally:
         if osp.exists(tmp):
             os.remove(tmp)
+
+
+def remove_stale_temp_files(out_dir: str) -> int:
+    """Delete the temp files (``.tmp_*``) a killed run left behind; a
+    finished PNG is never one of them (it is renamed into place whole)."""
+    stale = [n for n in os.listdir(out_dir) if n.startswith('.tmp_')]
+    for n in stale:
+        os.remove(osp.join(out_dir, n))
+    if stale:
+        print(f'removed {len(stale)} unfinished temp file(s) of an '
+              f'interrupted run from {out_dir}')
+    return len(stale)
 
 
 def dataloader_cfg(cfg: Config,
@@ -298,6 +311,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     decision = [None]
     if rank == 0:
         os.makedirs(args.out_dir, exist_ok=True)
+        remove_stale_temp_files(args.out_dir)
         try:
             decision = [check_manifest(args.out_dir, settings,
                                        args.overwrite)]
@@ -352,12 +366,19 @@ def main(argv: Optional[List[str]] = None) -> dict:
     state = dict(done=0, computed=0, vis_saved=0, has_gt=False)
     pending = None
     t_start = time.perf_counter()
-    for batch in loader:
-        out_batch = _predict(model, crf, batch, args, reuse, palette)
-        if pending is not None:  # overlaps this forward with its CRF
-            _finish(pending, state, metric, visualizer, vis_dir, args,
-                    palette, bar)
-        pending = out_batch
+    try:
+        for batch in loader:
+            out_batch = _predict(model, crf, batch, args, reuse, palette)
+            if pending is not None:  # overlaps this forward with its CRF
+                _finish(pending, state, metric, visualizer, vis_dir, args,
+                        palette, bar)
+            pending = out_batch
+    except BaseException:
+        # e.g. an unreadable image: write what the CRF workers already
+        # finished (a rerun resumes after it), then report the error
+        if pending is not None and pending.crf_handle is not None:
+            _write_crf_labels(pending, palette)
+        raise
     if pending is not None:
         _finish(pending, state, metric, visualizer, vis_dir, args, palette,
                 bar)
@@ -443,15 +464,21 @@ def _predict(model, crf, batch: dict, args: argparse.Namespace, reuse: bool,
     return b
 
 
+def _write_crf_labels(b: _Batch, palette: List[int]) -> None:
+    """Wait for the CRF of a batch and write its labels (once)."""
+    if b.crf_handle is None:
+        return
+    for i, keys, prob in zip(b.crf_todo, b.crf_keys, b.crf_handle.get()):
+        lab = keys[prob.argmax(0)].numpy()
+        write_png_atomic(b.paths[i], lab, palette)
+        b.labels[i] = lab
+    b.crf_handle = None
+
+
 def _finish(b: _Batch, state: dict, metric, visualizer, vis_dir: str,
             args: argparse.Namespace, palette: List[int], bar) -> None:
     """Write the CRF labels of a batch, then score and picture it."""
-    if b.crf_handle is not None:
-        for i, keys, prob in zip(b.crf_todo, b.crf_keys,
-                                 b.crf_handle.get()):
-            lab = keys[prob.argmax(0)].numpy()
-            write_png_atomic(b.paths[i], lab, palette)
-            b.labels[i] = lab
+    _write_crf_labels(b, palette)
     state['computed'] += len(b.labels)
     for i, s in enumerate(b.samples):
         lab = b.labels.get(i)
@@ -464,7 +491,7 @@ def _finish(b: _Batch, state: dict, metric, visualizer, vis_dir: str,
                 s.gt_sem_seg.data[0].long())
         if (visualizer is not None and state['vis_saved'] < args.num_vis
                 and i in b.labels):
-            img = np.asarray(Image.open(s.img_path).convert('RGB'))
+            img = read_rgb_image(s.img_path)
             c, names_c = b.cams.get(i), b.cam_classes.get(i)
             if c is not None:
                 c = c.float().cpu().clamp(0, 1)
@@ -495,7 +522,7 @@ def crf_inputs(out: dict, j: int, meta: dict, sample):
     if tuple(scores.shape[-2:]) != ori:
         raise ValueError(f'{sample.img_path}: maps {tuple(scores.shape)} are '
                          f'not at the original size {ori}')
-    image = np.array(Image.open(sample.img_path).convert('RGB'))
+    image = read_rgb_image(sample.img_path)
     return image, scores.float().cpu(), keys.cpu()
 
 

@@ -104,6 +104,10 @@ def main() -> None:
     hooks = list(cfg.get('custom_hooks') or [])
     if not any(h.get('type') == 'ResumeRNGHook' for h in hooks):
         hooks.append(dict(type='ResumeRNGHook'))
+    # stop at the first NaN/Inf loss, before its weights can be saved
+    # (mmseg_excel/engine/hooks/finite_loss_hook.py)
+    if not any(h.get('type') == 'FiniteLossHook' for h in hooks):
+        hooks.append(dict(type='FiniteLossHook'))
     cfg.custom_hooks = hooks
 
     if args.resume == 'auto':

@@ -16,7 +16,7 @@ model = dict(
     bg_names='coco',
     affinity=dict(box_threshold=0.7))
 clip_es_pipeline = [
-    dict(type='LoadImageFromFile', imdecode_backend='pillow'),
+    dict(type='LoadWSSSImageFromFile', imdecode_backend='pillow'),
     dict(type='LoadImageLevelLabels', keep_mask=True),
     dict(type='PackWSSSInputs'),
 ]

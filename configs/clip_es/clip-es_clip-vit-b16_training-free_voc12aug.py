@@ -17,7 +17,7 @@ custom_imports = dict(
     allow_failed_imports=False)
 # images keep their own sizes (no Resize); labels from the masks
 clip_es_pipeline = [
-    dict(type='LoadImageFromFile', imdecode_backend='pillow'),
+    dict(type='LoadWSSSImageFromFile', imdecode_backend='pillow'),
     dict(type='LoadImageLevelLabels', keep_mask=True),
     dict(type='PackWSSSInputs'),
 ]

@@ -24,7 +24,7 @@ model = dict(
     crf=dict(confidence_threshold=None),
     test_cfg=dict(input_source='file', predict_ignore=False))
 clip_es_pipeline = [
-    dict(type='LoadImageFromFile', imdecode_backend='pillow'),
+    dict(type='LoadWSSSImageFromFile', imdecode_backend='pillow'),
     dict(type='LoadImageLevelLabels', keep_mask=True),
     dict(type='PackWSSSInputs'),
 ]

@@ -23,7 +23,7 @@ model = dict(
         loss_decode=dict(avg_non_ignore=True)),
     auxiliary_head=None)
 train_pipeline = [
-    dict(type='LoadImageFromFile', imdecode_backend='pillow'),
+    dict(type='LoadWSSSImageFromFile', imdecode_backend='pillow'),
     dict(type='LoadPseudoSegMap', as_gt=True),
     dict(
         type='RandomResize',

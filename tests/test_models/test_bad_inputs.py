@@ -23,11 +23,13 @@ import re
 from pathlib import Path
 from typing import Dict, List, Optional
 
+import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.structures import PixelData
+from PIL import Image
 
 BASE_MODEL_CONFIG = (Path(__file__).resolve().parents[2] / 'configs' /
                      '_base_' / 'models' / 'excel_clip-vit-b16.py')
@@ -390,3 +392,52 @@ def test_vanished_image_names_the_file(voc_dataset):
     # at load time the split check names it too
     with pytest.raises(FileNotFoundError, match=img_id):
         build()
+
+
+# ------------------------------------------------- image modes
+def _load(path, backend='pillow', cls='LoadWSSSImageFromFile'):
+    from mmseg.registry import TRANSFORMS
+    t = TRANSFORMS.build(dict(type=cls, imdecode_backend=backend))
+    return t(dict(img_path=str(path)))['img']
+
+
+def test_grayscale_and_rgba_images_load_as_three_channels(tmp_path):
+    rng = np.random.default_rng(0)
+    gray = rng.integers(0, 256, (20, 30), np.uint8)
+    Image.fromarray(gray, 'L').save(tmp_path / 'gray.png')
+    img = _load(tmp_path / 'gray.png')
+    assert img.shape == (20, 30, 3) and img.dtype == np.uint8
+    for c in range(3):  # replicated
+        np.testing.assert_array_equal(img[..., c], gray)
+    rgba = rng.integers(0, 256, (20, 30, 4), np.uint8)
+    rgba[..., 3] = 0  # fully transparent: the colours still count
+    Image.fromarray(rgba, 'RGBA').save(tmp_path / 'rgba.png')
+    img = _load(tmp_path / 'rgba.png')
+    assert img.shape == (20, 30, 3)
+    np.testing.assert_array_equal(img[..., ::-1], rgba[..., :3])  # BGR
+
+
+def test_16bit_image_is_rescaled_not_clipped(tmp_path):
+    from mmseg_excel.datasets.transforms import read_rgb_image
+    wide = (np.arange(40 * 50).reshape(40, 50) * 32).astype(np.uint16)
+    Image.fromarray(wide).save(tmp_path / 'wide.png')
+    with Image.open(tmp_path / 'wide.png') as im:
+        assert im.mode.startswith('I')
+    # mmcv's pillow path clips every value above 255 (an all-white image)
+    clipped = _load(tmp_path / 'wide.png', cls='LoadImageFromFile')
+    assert (clipped == 255).mean() > 0.9
+    img = _load(tmp_path / 'wide.png')
+    want = (wide >> 8).astype(np.uint8)
+    for c in range(3):
+        np.testing.assert_array_equal(img[..., c], want)
+    # the same as OpenCV's 16->8 bit conversion and the CRF/CLIP-ES reader
+    np.testing.assert_array_equal(img, _load(tmp_path / 'wide.png', 'cv2'))
+    np.testing.assert_array_equal(read_rgb_image(str(tmp_path / 'wide.png')),
+                                  img[..., ::-1])
+
+
+def test_float_image_is_refused_naming_the_file(tmp_path):
+    path = tmp_path / 'depth.tif'
+    Image.fromarray(np.ones((8, 8), np.float32)).save(path)
+    with pytest.raises(ValueError, match=re.escape(str(path)) + '.*mode F'):
+        _load(path)

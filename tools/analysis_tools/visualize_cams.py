@@ -24,9 +24,9 @@ from typing import List, Optional
 import numpy as np
 from mmengine.config import Config, DictAction
 from mmengine.utils import ProgressBar
-from PIL import Image
 
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
+from mmseg_excel.datasets.transforms.loading import read_rgb_image  # noqa: E402,E501
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -89,7 +89,7 @@ def main(argv: Optional[List[str]] = None) -> List[str]:
     bar = ProgressBar(len(args.images), file=sys.stdout)
     for path in args.images:
         try:
-            image = np.asarray(Image.open(path).convert('RGB'))
+            image = read_rgb_image(path)
         except OSError as e:
             raise OSError(f'cannot read image {path}: {e}') from e
         out = infer_cams(model, cfg, path, ids, len(classes))

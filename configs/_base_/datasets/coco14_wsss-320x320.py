@@ -23,7 +23,7 @@ dataset_type = 'COCOWSSSDataset'
 data_root = 'data/coco2014'
 crop_size = (320, 320)
 train_pipeline = [
-    dict(type='LoadImageFromFile', imdecode_backend='pillow'),
+    dict(type='LoadWSSSImageFromFile', imdecode_backend='pillow'),
     dict(type='LoadImageLevelLabels', keep_mask=False),
     dict(
         type='RandomRescale',
@@ -40,7 +40,7 @@ train_pipeline = [
 # (test_size), as the official scripts do (docs/evaluation.md); predictions
 # and pseudo labels come back at the original size, where the GT is scored.
 test_pipeline = [
-    dict(type='LoadImageFromFile', imdecode_backend='pillow'),
+    dict(type='LoadWSSSImageFromFile', imdecode_backend='pillow'),
     dict(type='LoadImageLevelLabels', keep_mask=True),
     dict(type='PackWSSSInputs'),
 ]

@@ -16,7 +16,7 @@ my_classes = ('background', 'apple', 'star', 'ring', 'cross', 'heart',
               'moon', 'kite', 'fish')
 my_metainfo = dict(classes=my_classes)
 train_pipeline = [
-    dict(type='LoadImageFromFile', imdecode_backend='pillow'),
+    dict(type='LoadWSSSImageFromFile', imdecode_backend='pillow'),
     dict(type='LoadImageLevelLabels', keep_mask=False),
     dict(
         type='RandomRescale',
@@ -29,14 +29,14 @@ train_pipeline = [
     dict(type='PackWSSSInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile', imdecode_backend='pillow'),
+    dict(type='LoadWSSSImageFromFile', imdecode_backend='pillow'),
     dict(type='LoadImageLevelLabels', keep_mask=True),
     dict(type='PackWSSSInputs'),
 ]
 tta_pipeline = test_pipeline
 # pseudo labels of the training images, scored where a mask exists
 pseudo_label_pipeline = [
-    dict(type='LoadImageFromFile', imdecode_backend='pillow'),
+    dict(type='LoadWSSSImageFromFile', imdecode_backend='pillow'),
     dict(type='LoadImageLevelLabels', keep_mask='auto'),
     dict(type='PackWSSSInputs'),
 ]

@@ -9,13 +9,13 @@ toy_classes = ('background', 'apple', 'star', 'ring', 'cross', 'heart',
 toy_num_classes = len(toy_classes)
 data_root = 'data/toy_world'
 train_pipeline = [
-    dict(type='LoadImageFromFile', imdecode_backend='pillow'),
+    dict(type='LoadWSSSImageFromFile', imdecode_backend='pillow'),
     dict(type='LoadPseudoSegMap', as_gt=True),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackSegInputs')
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile', imdecode_backend='pillow'),
+    dict(type='LoadWSSSImageFromFile', imdecode_backend='pillow'),
     dict(type='LoadAnnotations'),
     dict(type='PackSegInputs')
 ]

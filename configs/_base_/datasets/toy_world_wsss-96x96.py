@@ -8,7 +8,7 @@ crop_size = (96, 96)
 toy_metainfo = dict(classes=('background', 'apple', 'star', 'ring', 'cross',
                              'heart', 'moon', 'kite', 'fish'))
 train_pipeline = [
-    dict(type='LoadImageFromFile', imdecode_backend='pillow'),
+    dict(type='LoadWSSSImageFromFile', imdecode_backend='pillow'),
     dict(type='LoadImageLevelLabels', keep_mask=False),
     dict(
         type='RandomRescale',
@@ -25,7 +25,7 @@ train_pipeline = [
 # (test_size), as the official scripts do (docs/evaluation.md); predictions
 # and pseudo labels come back at the original size, where the GT is scored.
 test_pipeline = [
-    dict(type='LoadImageFromFile', imdecode_backend='pillow'),
+    dict(type='LoadWSSSImageFromFile', imdecode_backend='pillow'),
     dict(type='LoadImageLevelLabels', keep_mask=True),
     dict(type='PackWSSSInputs'),
 ]

@@ -26,7 +26,7 @@ dataset_type = 'VOCWSSSDataset'
 data_root = 'data/VOCdevkit/VOC2012'
 crop_size = (320, 320)
 train_pipeline = [
-    dict(type='LoadImageFromFile', imdecode_backend='pillow'),
+    dict(type='LoadWSSSImageFromFile', imdecode_backend='pillow'),
     dict(type='LoadImageLevelLabels', keep_mask=False),
     dict(
         type='RandomRescale',
@@ -40,7 +40,7 @@ train_pipeline = [
 ]
 # the documented switch: GT mask kept until the crop, dropped right after
 train_pipeline_gt_crop = [
-    dict(type='LoadImageFromFile', imdecode_backend='pillow'),
+    dict(type='LoadWSSSImageFromFile', imdecode_backend='pillow'),
     dict(type='LoadImageLevelLabels', keep_mask=True),
     dict(
         type='RandomRescale',
@@ -60,7 +60,7 @@ train_pipeline_gt_crop = [
 # (test_size), as the official scripts do (docs/evaluation.md); predictions
 # and pseudo labels come back at the original size, where the GT is scored.
 test_pipeline = [
-    dict(type='LoadImageFromFile', imdecode_backend='pillow'),
+    dict(type='LoadWSSSImageFromFile', imdecode_backend='pillow'),
     dict(type='LoadImageLevelLabels', keep_mask=True),
     dict(type='PackWSSSInputs'),
 ]

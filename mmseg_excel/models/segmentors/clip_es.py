@@ -31,6 +31,7 @@ from mmseg.utils import (OptConfigType, OptMultiConfig, OptSampleList,
 from PIL import Image
 from torch import Tensor
 
+from ...datasets.transforms.loading import read_rgb_image
 from ..pseudo_labels.affinity import AttentionAffinity, minmax_upsample
 from ..pseudo_labels.crf import DenseCRF, clip_es_prob
 from ..pseudo_labels.generator import stack_cls_labels
@@ -178,7 +179,7 @@ class CLIPES(BaseSegmentor):
         out = []
         for i, ds in enumerate(data_samples):
             if self.test_cfg.get('input_source', 'file') == 'file':
-                img = Image.open(ds.img_path).convert('RGB')
+                img = Image.fromarray(read_rgb_image(ds.img_path))
                 x = clip_es_input(img, patch[0], self.mean, self.std)
             else:
                 h, w = ds.metainfo.get('img_shape', inputs.shape[-2:])[:2]

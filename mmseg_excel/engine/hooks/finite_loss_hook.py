@@ -1,0 +1,64 @@
+# Copyright (c) mmseg-excel contributors. All rights reserved.
+"""Stop training at the first non-finite loss (docs/train_test.md, "Bad
+input").
+
+A NaN or Inf loss poisons the weights at the optimiser step that follows
+it, and every later checkpoint would hold them. :class:`FiniteLossHook`
+checks the logged losses after every iteration and raises a
+``FloatingPointError`` naming the iteration, the loss terms that are not
+finite and the last checkpoint on disk — before mmengine's
+``CheckpointHook`` (lower priority) can write the poisoned weights — so the
+run stops with the last good checkpoint kept. ``tools/train.py`` adds it to
+every config.
+"""
+import math
+import os.path as osp
+from typing import Optional
+
+import torch
+from mmengine.hooks import Hook
+from mmseg.registry import HOOKS
+
+
+def _value(v) -> Optional[float]:
+    if isinstance(v, torch.Tensor):
+        return float(v.detach().float().mean()) if v.numel() else None
+    if isinstance(v, (int, float)):
+        return float(v)
+    return None
+
+
+@HOOKS.register_module()
+class FiniteLossHook(Hook):
+    """Raise at the first iteration whose logged losses (every value
+    whose name contains ``loss``, the total included) are not all finite."""
+
+    priority = 'ABOVE_NORMAL'  # before CheckpointHook (VERY_LOW)
+
+    def after_train_iter(self,
+                         runner,
+                         batch_idx: int,
+                         data_batch=None,
+                         outputs: Optional[dict] = None) -> None:
+        if not outputs:
+            return
+        bad = {}
+        for k, v in outputs.items():
+            if 'loss' not in k:
+                continue
+            x = _value(v)
+            if x is not None and not math.isfinite(x):
+                bad[k] = x
+        if not bad:
+            return
+        last = osp.join(runner.work_dir, 'last_checkpoint')
+        ckpt = 'none yet'
+        if osp.isfile(last):
+            with open(last) as f:
+                ckpt = f.read().strip() or ckpt
+        terms = ', '.join(f'{k}={v}' for k, v in sorted(bad.items()))
+        raise FloatingPointError(
+            f'non-finite loss at iteration {runner.iter + 1}: {terms}; '
+            f'training stopped before this iteration could be saved. Last '
+            f'good checkpoint: {ckpt} (resume with --resume after lowering '
+            'the learning rate or checking the data)')
