@@ -34,14 +34,19 @@ def read_class_mask(path: str,
 
     Raises:
         FileNotFoundError: The file does not exist.
+        OSError: The file cannot be decoded (truncated, corrupt).
         ValueError: The file is not a single-channel image.
     """
     try:
         img_bytes = fileio.get(path, backend_args=backend_args)
     except FileNotFoundError as e:
         raise FileNotFoundError(f'mask file not found: {path}') from e
-    mask = mmcv.imfrombytes(
-        img_bytes, flag='unchanged', backend=imdecode_backend)
+    try:
+        mask = mmcv.imfrombytes(
+            img_bytes, flag='unchanged', backend=imdecode_backend)
+    except (OSError, SyntaxError, ValueError) as e:  # truncated / corrupt
+        raise OSError(f'cannot decode mask file {path}: '
+                      f'{type(e).__name__}: {e}') from e
     if mask is None:
         raise ValueError(f'{path}: could not decode the mask image')
     mask = np.asarray(mask)

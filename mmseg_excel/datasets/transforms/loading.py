@@ -1,6 +1,6 @@
 # Copyright (c) mmseg-excel contributors. All rights reserved.
 """Image loading with defined results for the inputs mmcv decodes wrongly
-(docs/custom_dataset.md, "Bad input").
+(README.md, "Bad input").
 
 mmcv's ``LoadImageFromFile`` with ``imdecode_backend='pillow'`` (the
 official ExCEL/CLIP-ES decoder) converts a 16-bit grayscale PNG with PIL's
@@ -74,7 +74,7 @@ class LoadWSSSImageFromFile(LoadImageFromFile):
 
 
 def read_rgb_image(path: str) -> np.ndarray:
-    """(H, W, 3) uint8 RGB of an image file, with PIL (16-bit images
+    """(H, W, 3) writable uint8 RGB of an image file, with PIL (16-bit images
     rescaled as by :class:`LoadWSSSImageFromFile`; grayscale replicated,
     alpha dropped); errors name ``path``."""
     from PIL import Image
@@ -82,7 +82,7 @@ def read_rgb_image(path: str) -> np.ndarray:
         with Image.open(path) as pil:
             img = decode_wide_gray(pil, path)
             if img is None:
-                img = np.asarray(pil.convert('RGB'))
+                img = np.array(pil.convert('RGB'))  # a writable copy
     except OSError as e:
         if path in str(e):
             raise

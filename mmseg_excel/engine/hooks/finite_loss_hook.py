@@ -1,5 +1,5 @@
 # Copyright (c) mmseg-excel contributors. All rights reserved.
-"""Stop training at the first non-finite loss (docs/train_test.md, "Bad
+"""Stop training at the first non-finite loss (README.md, "Bad
 input").
 
 A NaN or Inf loss poisons the weights at the optimiser step that follows

@@ -3,6 +3,7 @@
 errors (class name over the token budget, class count mismatch, missing
 pseudo mask)."""
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -141,4 +142,27 @@ def test_pseudo_mask_id_over_class_count_names_the_file(tmp_path):
     Image.fromarray(m).save(bad)
     ds[0]
     with pytest.raises(ValueError, match=rf'{bad.name}.*\[9\] outside'):
+        ds[1]
+
+
+def test_truncated_pseudo_mask_names_the_file(tmp_path):
+    """A pseudo-mask PNG cut in half: an error naming the mask file."""
+    import shutil
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import DATASETS
+    import mmseg_excel  # noqa: F401
+    init_default_scope('mmseg')
+    data = _toy(tmp_path)
+    pseudo = data / 'pseudo'
+    shutil.copytree(data / 'SegmentationClassAug', pseudo)
+    cfg = Config.fromfile(str(CFG)).train_dataloader.dataset
+    cfg.data_root = str(data)
+    cfg.pseudo_seg_map_dir = 'pseudo'
+    ds = DATASETS.build(cfg)
+    bad = pseudo / f'{ds.get_data_info(1)["img_id"]}.png'
+    raw = bad.read_bytes()
+    bad.write_bytes(raw[:len(raw) // 2])
+    ds[0]  # the other samples still load
+    with pytest.raises(OSError, match=re.escape(str(bad))):
         ds[1]
