@@ -106,6 +106,15 @@ def test_benchmark_train(weights, capsys):
     # the reference forward is timed next to every step of each phase
     assert len(_row(out, 'CLIP forward alone')) == 2
     assert all(v > 0 for v in _row(out, 'CLIP forward alone'))
+    # and the plain open_clip forward of the same weights beside it
+    assert len(_row(out, 'open_clip forward (plain)')) == 2
+    assert all(res[p]['open_clip forward (plain)'] > 0 for p in res)
+    for p in res:
+        ratio = res[p]['CLIP forward alone'] / res[p][
+            'open_clip forward (plain)']
+        m = re.search(rf'CLIP forward / plain open_clip forward \({p}\): '
+                      rf'{NUM}x', out)
+        assert m and float(m.group(1)) == pytest.approx(ratio, abs=0.006)
     for phase, target in (('before LVC', 1.5), ('after LVC', 2.0)):
         m = re.search(rf'step / CLIP forward \({phase}\): {NUM}x '
                       rf'\(target <= {target}x.*per iteration: (.*)\)', out)

@@ -27,7 +27,9 @@ switch and at most 2x after it. The reference forward runs right before
 every timed step (interleaved), so a machine that slows down or speeds up
 during the run (shared hosts) moves both sides of the ratio alike; the
 ratio of each phase is its mean step over its mean CLIP forward, and the
-per-iteration ratios are printed next to it. Peak memory: CUDA allocator
+per-iteration ratios are printed next to it. Beside it runs the plain
+open_clip forward of the same weights (open_clip's blocks, fused attention,
+no SVC), so the cost of the calibrated forward itself is visible. Peak memory: CUDA allocator
 peak of each phase on GPU, the process max RSS so far on CPU (it includes
 the model build).
 
@@ -362,6 +364,18 @@ def clip_forward(model, imgs, amp: bool) -> None:
         model.backbone(imgs)
 
 
+def plain_clip_forward(backbone, imgs) -> None:
+    """The same weights through open_clip's own blocks
+    (``nn.MultiheadAttention`` with ``need_weights=False``): no SVC, no
+    attention weights, no per-layer features kept — what a plain CLIP
+    forward of the model costs, next to which our forward is reported."""
+    with torch.no_grad():
+        x, _ = backbone.embed(imgs)
+        for block in backbone.resblocks:
+            x = block(x)
+        backbone.project(x)
+
+
 def time_steps(model, timer: StageTimer, imgs, samples, optim, iters: int,
                warmup: int, amp: bool, reference: bool = True) -> List[float]:
     """Run ``warmup + iters`` optimiser steps, each right after a frozen
@@ -371,6 +385,8 @@ def time_steps(model, timer: StageTimer, imgs, samples, optim, iters: int,
     bar = ProgressBar(warmup + iters, file=sys.stdout)
     for i in range(warmup + iters):
         if reference:
+            with timer.stage('open_clip forward (plain)'):
+                plain_clip_forward(model.backbone, imgs)
             with timer.stage('CLIP forward alone'):
                 clip_forward(model, imgs, amp)
         with timer.stage('step (total)'):
@@ -459,9 +475,15 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Dict[str, float]]:
     for s in TRAIN_STAGES + ('other', 'step (total)'):
         print(f'{s:<24}' + ''.join(f'{results[p].get(s, 0.0):>13.4f}s'
                                    for p in results))
-    print(f'{"CLIP forward alone":<24}' +
-          ''.join(f'{results[p]["CLIP forward alone"]:>13.4f}s'
-                  for p in results))
+    for ref in ('CLIP forward alone', 'open_clip forward (plain)'):
+        print(f'{ref:<24}' + ''.join(f'{results[p][ref]:>13.4f}s'
+                                     for p in results))
+    for p in results:
+        ours = results[p]['CLIP forward alone']
+        plain = results[p]['open_clip forward (plain)']
+        print(f'CLIP forward / plain open_clip forward ({p}): '
+              f'{ours / max(plain, 1e-9):.2f}x (SVC dual path and the '
+              'attention maps CAA reads)')
     for p in results:
         ratio = results[p]['step (total)'] / max(
             results[p]['CLIP forward alone'], 1e-9)

@@ -128,6 +128,12 @@ class CLIPViTBackbone(BaseModule):
         pos_embed_grid: resize the pretrained positional grid once at load
             time to this (h, w) grid (WeakCLIP: crop / patch); forwards then
             resize from it. ``None`` keeps the pretrained grid.
+        attn_layers: compute only what is read: the attention weights of
+            the last ``attn_layers`` blocks are kept in
+            ``CLIPFeatures.attn_weights`` (the maps CAA averages); the other
+            blocks run fused attention (``scaled_dot_product_attention``,
+            no (N, N) weights). ``None``: every block (the ExCEL segmentor
+            sets it from its affinity's ``num_layers``).
     """
 
     def __init__(self,
@@ -148,8 +154,13 @@ class CLIPViTBackbone(BaseModule):
                  class_token_twice: bool = False,
                  pos_embed_grid: Optional[Union[int, Sequence[int]]] = None,
                  drop_remainder: bool = False,
+                 attn_layers: Optional[int] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        if attn_layers is not None and attn_layers < 0:
+            raise ValueError(f'attn_layers must be >= 0 or None, got '
+                             f'{attn_layers}')
+        self.attn_layers = attn_layers
         if feature_norm not in ('token', 'channel', 'none'):
             raise ValueError("feature_norm must be 'token', 'channel' or "
                              f"'none', got {feature_norm!r}")
@@ -350,10 +361,14 @@ class CLIPViTBackbone(BaseModule):
         if not 0 <= first_block <= start:
             raise ValueError(f'first_block must be in [0, {start}], got '
                              f'{first_block}')
+        num = len(self.resblocks)
+        keep_from = 0 if self.attn_layers is None else num - self.attn_layers
         attn_list, feats = [], []
-        for block in self.resblocks[first_block:start]:
-            x, _, attn = standard_block(block, x)
-            attn_list.append(attn.mean(dim=1))
+        for i, block in enumerate(self.resblocks[first_block:start],
+                                  first_block):
+            x, _, attn = standard_block(block, x, need_attn=i >= keep_from)
+            if attn is not None:
+                attn_list.append(attn.mean(dim=1))
             feats.append(x)
         cache = None
         if self.svc is None:
@@ -362,12 +377,14 @@ class CLIPViTBackbone(BaseModule):
             x_in = x
             o, n = x, x
             mids, outs, s_list, v_list = [], [], [], []
-            for block in self.resblocks[start:]:
+            for i, block in enumerate(self.resblocks[start:], start):
                 q, k, v = block_qkv(block, o)
                 s = calibrated_attention(q, k, v)
                 n = new_path_update(block, n, s, v)
-                o, o_mid, attn = standard_block(block, o, (q, k, v))
-                attn_list.append(attn.sum(dim=1))
+                o, o_mid, attn = standard_block(block, o, (q, k, v),
+                                                need_attn=i >= keep_from)
+                if attn is not None:
+                    attn_list.append(attn.sum(dim=1))
                 mids.append(o_mid)
                 outs.append(o)
                 s_list.append(s)
@@ -386,8 +403,11 @@ class CLIPViTBackbone(BaseModule):
                 if start > first_block:
                     feats[start - 1 - first_block] = n
                 feats.extend(mids[1:] + outs[-1:])
-        return CLIPFeatures(image_features, torch.stack(attn_list),
-                            torch.stack(feats), hw, cache)
+        b, n_tok = x.shape[:2]
+        attn_w = torch.stack(attn_list) if attn_list else x.new_zeros(
+            0, b, n_tok, n_tok)
+        return CLIPFeatures(image_features, attn_w, torch.stack(feats), hw,
+                            cache)
 
     @torch.no_grad()
     def forward_lvc(self, feats: CLIPFeatures,

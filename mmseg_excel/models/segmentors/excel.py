@@ -69,6 +69,9 @@ class ExCEL(BaseSegmentor):
         self.text_head = MODELS.build(text_head)
         self.cam_head = MODELS.build(cam_head)
         self.pseudo_labeler = MODELS.build(pseudo_labeler)
+        if getattr(self.backbone, 'attn_layers', 0) is None:
+            # attention weights only where CAA reads them (fused elsewhere)
+            self.backbone.attn_layers = self.pseudo_labeler.affinity.num_layers
         self.decode_head = MODELS.build(decode_head)
         self.num_classes = self.decode_head.num_classes
         self.out_channels = self.decode_head.out_channels

@@ -224,3 +224,42 @@ def test_bad_inputs(backbone):
     with pytest.raises(ValueError, match='num_blocks'):
         CLIPViTBackbone(model_name='mmseg-excel-tiny-vit', pretrained=None,
                         svc=dict(type='SVC', num_blocks=9))
+
+
+@pytest.mark.parametrize('keep', [0, 1, 2, 3])
+def test_attn_layers_keeps_only_the_read_maps(tiny_clip_files, backbone,
+                                              keep):
+    """``attn_layers=k``: the last k attention maps, equal to those of the
+    full forward; the other blocks run fused attention (same features)."""
+    bb = CLIPViTBackbone(
+        model_name=tiny_clip_files['name'],
+        pretrained=tiny_clip_files['open_clip'],
+        svc=dict(type='SVC', num_blocks=2), attn_layers=keep)
+    img = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    full, part = backbone(img), bb(img)
+    assert full.attn_weights.shape[0] == len(backbone.resblocks)
+    assert part.attn_weights.shape == (keep, *full.attn_weights.shape[1:])
+    torch.testing.assert_close(part.attn_weights,
+                               full.attn_weights[len(full.attn_weights) -
+                                                 keep:],
+                               atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(part.image_features, full.image_features,
+                               atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(part.all_feats, full.all_feats, atol=1e-5,
+                               rtol=1e-5)
+
+
+def test_excel_computes_attention_only_for_caa(tiny_clip_files):
+    from mmseg.registry import MODELS
+    from mmengine.registry import init_default_scope
+    import mmseg_excel  # noqa: F401
+    init_default_scope('mmseg')
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).parents[1]))
+    from test_bad_inputs import _excel_cfg
+    model = MODELS.build(_excel_cfg(tiny_clip_files))
+    num = model.pseudo_labeler.affinity.num_layers
+    assert model.backbone.attn_layers == num
+    feats = model.extract_feat(torch.randn(1, 3, 64, 64))
+    assert feats.attn_weights.shape[0] == num
