@@ -83,6 +83,24 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 @pytest.fixture(scope='session')
+def test_device() -> str:
+    """Device of the tests that can run on an accelerator (the whole-model
+    parity tests): ``MMSEG_EXCEL_TEST_DEVICE`` (``tools/analysis_tools/
+    gpu_check.sh`` sets ``cuda``), default ``cpu``. On CUDA, TF32 is off so
+    the fp32 tolerances keep their meaning."""
+    import os
+    import torch
+    device = os.environ.get('MMSEG_EXCEL_TEST_DEVICE', 'cpu')
+    if device.startswith('cuda'):
+        if not torch.cuda.is_available():
+            raise RuntimeError(f'MMSEG_EXCEL_TEST_DEVICE={device} but CUDA '
+                               'is not available')
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    return device
+
+
+@pytest.fixture(scope='session')
 def parity_dir() -> Path:
     """ExCEL fixture folder; a missing folder is an error, not a skip
     (parity tests are deselected as a whole when it is absent)."""

@@ -85,7 +85,7 @@ def _load(path):
 
 
 def _rel(a, b):
-    a, b = a.detach().double(), b.detach().double()
+    a, b = a.detach().double().cpu(), b.detach().double().cpu()
     assert a.shape == b.shape, (tuple(a.shape), tuple(b.shape))
     return ((a - b).abs().max() / b.abs().max().clamp(min=1e-12)).item()
 
@@ -125,7 +125,7 @@ def _model_cfg(parity_dir, text, enc, dec_sd, step):
 
 
 @pytest.fixture(scope='module')
-def case(parity_dir):
+def case(parity_dir, test_device):
     torch.set_num_threads(min(2, torch.get_num_threads()))
     inputs = _load(parity_dir / 'inputs.pt')
     text = _load(parity_dir / 'text.pt')
@@ -139,19 +139,22 @@ def case(parity_dir):
     model.decode_head.load_state_dict(
         {k: v.float()
          for k, v in dec_sd.items()}, strict=True)
+    model.to(test_device)
     model.train()
     model.decode_head.eval()  # fixtures: decoder dropout off, grads flow
-    img = inputs['inputs'].float()
+    img = inputs['inputs'].float().to(test_device)
     # the fixture inputs are the RGB images normalised with the statistics
     # the model's data preprocessor (and thus its PAR images) uses
     mean = model.data_preprocessor.mean.view(1, -1, 1, 1)
     std = model.data_preprocessor.std.view(1, -1, 1, 1)
-    assert _rel(img, (inputs['images_rgb_0_255'].float() - mean) / std) < 1e-5
+    assert _rel(img, (inputs['images_rgb_0_255'].float().to(test_device) -
+                      mean) / std) < 1e-5
     return dict(
-        model=model, img=img, inputs=inputs, text=text, enc=enc, steps=steps)
+        model=model, img=img, inputs=inputs, text=text, enc=enc, steps=steps,
+        device=test_device)
 
 
-def _samples(inputs):
+def _samples(inputs, device='cpu'):
     img = inputs['inputs']
     out = []
     for lab in inputs['cls_labels']:
@@ -160,7 +163,7 @@ def _samples(inputs):
                 img_shape=tuple(img.shape[-2:]),
                 ori_shape=tuple(img.shape[-2:]),
                 pad_shape=tuple(img.shape[-2:])))
-        ds.gt_cls_label = lab.float().clone()
+        ds.gt_cls_label = lab.float().clone().to(device)
         out.append(ds)
     return out
 
@@ -219,7 +222,7 @@ def test_training_step(case, name):
         model.decode_head.loss_aff.register_forward_hook(aff_hook)
     ]
     model.zero_grad(set_to_none=True)
-    samples = _samples(case['inputs'])
+    samples = _samples(case['inputs'], case['device'])
     try:
         losses = model.loss(img, samples)
     finally:
@@ -227,7 +230,8 @@ def test_training_step(case, name):
             h.remove()
 
     # pseudo labels: what the decoder trains on
-    pseudo = torch.stack([ds.pseudo_sem_seg.data[0] for ds in samples])
+    pseudo = torch.stack([ds.pseudo_sem_seg.data[0]
+                          for ds in samples]).cpu()
     ref_pl = step['pseudo_labels'].long()
     assert pseudo.shape == ref_pl.shape
     agree = (pseudo == ref_pl).float().mean().item()
@@ -238,15 +242,17 @@ def test_training_step(case, name):
     refined_err, cwb_err = 0.0, 0.0
     for i, ref in enumerate(step['refined']):
         k = len(ref['cls'])
-        assert torch.equal(pl['class_idx'][i, :k], ref['cls'].long())
+        assert torch.equal(pl['class_idx'][i, :k].cpu(), ref['cls'].long())
         assert int(pl['valid'][i].sum()) == k
         refined_err = max(refined_err,
                           _rel(pl['refined'][i, :k], torch.stack(ref['maps'])))
         cwb = step['cams_with_bkg'][i]
         cwb_err = max(
             cwb_err,
-            (pl['cams_with_bkg'][i, :cwb.shape[0]] - cwb).abs().max().item())
-    aff_agree = (seen['aff_label'] == step['aff_label'].long()).float().mean()
+            (pl['cams_with_bkg'][i, :cwb.shape[0]].cpu() - cwb).abs().max(
+            ).item())
+    aff_agree = (seen['aff_label'].cpu() == step['aff_label'].long()).float(
+    ).mean()
 
     # losses, compared like for like (see module docstring)
     w_aff = model.decode_head.loss_aff.loss_weight
@@ -312,7 +318,7 @@ def test_affinity_target_switch(case):
     try:
         for it in (AFF_TARGET_SWITCH - 1, AFF_TARGET_SWITCH):
             model.set_train_iter(it)
-            samples = _samples(case['inputs'])
+            samples = _samples(case['inputs'], case['device'])
             with torch.no_grad():
                 losses = model.loss(img, samples)
             pseudo = torch.stack([ds.pseudo_sem_seg.data[0] for ds in samples])
