@@ -1,0 +1,153 @@
+# Copyright (c) mmseg-excel contributors. All rights reserved.
+"""Supervised check of a toy-CLIP image tower: can it learn the classes?
+
+A CHECK, never a recipe for the shipped CLIP (that one is trained
+contrastively on captions only, ``pretrain_clip.py``): the open_clip image
+tower of ``--model-config`` gets a linear head on its pooled output and is
+trained on the 8 image-level labels (BCE, AdamW, warm-up + cosine, fresh
+scenes of the ``pretrain`` stream every step); every ``--eval-every`` steps
+it prints the test mAP (macro AP over the classes) and the per-image
+present-vs-absent AUC on ``--num-test`` scenes of the ``test`` stream.
+
+``--arch vit`` is the tower as configured (patch embedding ``conv1``);
+``--arch hybrid`` replaces ``conv1`` by a small CNN stem with BatchNorm
+(3 stages of 2 × (conv 3×3, BN, ReLU) + max-pool 2, channels 32, 64, width;
+the same token grid for patch 8) in front of the same ViT blocks. Measured
+on 2 CPU threads, batch 64, 800 steps: vit 51–55 mAP at 300 steps in every
+variant tried, hybrid mAP 96.4 / AUC 0.980 (1.36 s/step; README, Toy World).
+
+Example::
+
+    python tools/toy_world/check_image_tower.py --arch hybrid --steps 800
+"""
+import argparse
+import math
+import os.path as osp
+import sys
+import time
+from typing import Dict, List, Optional
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from _bootstrap import REPO_ROOT, import_toy_world  # noqa: E402
+
+tw = import_toy_world()
+DEFAULT_CONFIG = REPO_ROOT / 'mmseg_excel' / 'data' / 'toy_clip' / 'toy_clip.json'
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--model-config', default=str(DEFAULT_CONFIG))
+    p.add_argument('--arch', choices=['vit', 'hybrid'], default='hybrid')
+    p.add_argument('--steps', type=int, default=800)
+    p.add_argument('--batch-size', type=int, default=64)
+    p.add_argument('--lr', type=float, default=1e-3)
+    p.add_argument('--weight-decay', type=float, default=0.1)
+    p.add_argument('--warmup', type=int, default=50)
+    p.add_argument('--eval-every', type=int, default=200)
+    p.add_argument('--num-test', type=int, default=512)
+    p.add_argument('--threads', type=int, default=2)
+    p.add_argument('--seed', type=int, default=0)
+    return p.parse_args(argv)
+
+
+def conv_stem(width: int) -> nn.Sequential:
+    """3 × [conv-BN-ReLU, conv-BN-ReLU, max-pool 2]: stride 8, ``width``
+    output channels."""
+    def stage(i: int, o: int) -> nn.Sequential:
+        return nn.Sequential(
+            nn.Conv2d(i, o, 3, padding=1), nn.BatchNorm2d(o), nn.ReLU(),
+            nn.Conv2d(o, o, 3, padding=1), nn.BatchNorm2d(o), nn.ReLU(),
+            nn.MaxPool2d(2))
+    return nn.Sequential(stage(3, 32), stage(32, 64), stage(64, width))
+
+
+def batch(seed: int, stream: str, start: int, n: int, size: int,
+          num_classes: int):
+    """Normalised images (n, 3, size, size) and multi-hot labels."""
+    import open_clip
+    mean = np.asarray(open_clip.OPENAI_DATASET_MEAN, np.float32)
+    std = np.asarray(open_clip.OPENAI_DATASET_STD, np.float32)
+    xs, ys = [], []
+    for i in range(start, start + n):
+        s = tw.render_scene(tw.scene_rng(seed, stream, i), size)
+        xs.append(s.image)
+        y = np.zeros(num_classes, np.float32)
+        y[np.asarray(s.labels, int) - 1] = 1
+        ys.append(y)
+    x = (np.stack(xs).astype(np.float32) / 255. - mean) / std
+    return (torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(),
+            torch.from_numpy(np.stack(ys)))
+
+
+def scores(y: np.ndarray, s: np.ndarray) -> Dict[str, float]:
+    """Macro AP over classes and mean per-image present-vs-absent AUC."""
+    aps = []
+    for c in range(y.shape[1]):
+        if y[:, c].sum() == 0:
+            continue
+        order = np.argsort(-s[:, c])
+        yc = y[order, c]
+        prec = np.cumsum(yc) / np.arange(1, len(yc) + 1)
+        aps.append((prec * yc).sum() / yc.sum())
+    aucs = [(s[i][y[i] > 0][:, None] > s[i][y[i] == 0][None]).mean()
+            for i in range(len(y)) if 0 < y[i].sum() < y.shape[1]]
+    return dict(mAP=100 * float(np.mean(aps)), AUC=float(np.mean(aucs)))
+
+
+def main(argv: Optional[List[str]] = None) -> List[Dict[str, float]]:
+    import open_clip
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    open_clip.add_model_config(args.model_config)
+    name = osp.splitext(osp.basename(args.model_config))[0]
+    vis = open_clip.create_model(name, pretrained=None).visual
+    width = vis.conv1.out_channels
+    size = vis.image_size[0] if isinstance(vis.image_size, tuple) else \
+        vis.image_size
+    if args.arch == 'hybrid':
+        vis.conv1 = conv_stem(width)
+    num_classes = len(tw.CLASS_NAMES)
+    with torch.no_grad():
+        dim = vis(torch.zeros(2, 3, size, size)).shape[-1]
+    head = nn.Linear(dim, num_classes)
+    tx, ty = batch(args.seed, 'test', 0, args.num_test, size, num_classes)
+    params = list(vis.parameters()) + list(head.parameters())
+    opt = torch.optim.AdamW(params, lr=args.lr,
+                            weight_decay=args.weight_decay, betas=(0.9, 0.98))
+    print(f'{args.arch} tower of {name}: '
+          f'{sum(p.numel() for p in vis.parameters()) / 1e6:.2f} M '
+          f'parameters, {args.steps} steps x {args.batch_size}', flush=True)
+    t0, rows = time.time(), []
+    for step in range(args.steps):
+        lr = args.lr * min(1., (step + 1) / args.warmup) * 0.5 * (
+            1 + math.cos(math.pi * step / args.steps))
+        for g in opt.param_groups:
+            g['lr'] = lr
+        x, y = batch(args.seed, 'pretrain', step * args.batch_size,
+                     args.batch_size, size, num_classes)
+        vis.train()
+        loss = nn.functional.binary_cross_entropy_with_logits(head(vis(x)), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        done = step + 1
+        if done % args.eval_every == 0 or done == args.steps:
+            vis.eval()
+            with torch.no_grad():
+                s = torch.cat([head(vis(tx[i:i + 128]))
+                               for i in range(0, len(tx), 128)]).numpy()
+            r = dict(step=done, loss=float(loss.detach()), **scores(ty.numpy(), s))
+            rows.append(r)
+            print(f'step {done}/{args.steps} loss {r["loss"]:.3f} test mAP '
+                  f'{r["mAP"]:.1f} AUC {r["AUC"]:.3f} '
+                  f'({(time.time() - t0) / done:.2f} s/step)', flush=True)
+    return rows
+
+
+if __name__ == '__main__':
+    main()
