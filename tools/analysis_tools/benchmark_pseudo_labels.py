@@ -58,9 +58,9 @@ from mmengine.utils import ProgressBar
 
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from benchmark_train import (StageTimer, build, get_device,  # noqa: E402
-                             load_config, memory_label, num_fg_classes,
-                             peak_memory_mb, random_batch)
+from benchmark_train import (StageTimer, build, clip_sources,  # noqa: E402
+                             get_device, load_config, memory_label,
+                             num_fg_classes, peak_memory_mb, random_batch)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -185,17 +185,6 @@ COCO_IMAGES = {'train': 82783, 'val': 40137}
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 
 
-def clip_source_keys(node, prefix: str = 'model') -> List[str]:
-    """Dotted keys of every ``pretrained`` of a CLIP source in the model."""
-    keys = []
-    if isinstance(node, dict):
-        if 'model_name' in node and 'pretrained' in node:
-            keys.append(f'{prefix}.pretrained')
-        for k, v in node.items():
-            keys += clip_source_keys(v, f'{prefix}.{k}')
-    return keys
-
-
 def _option(key: str, value) -> str:
     return f'{key}={value}'
 
@@ -212,7 +201,8 @@ def export_run(args, cfg, data_root: str, out_dir: str, processes: int,
         _option('pseudo_label_dataloader.num_workers', 0),
     ]
     if args.random_weights:
-        opts += [_option(k, None) for k in clip_source_keys(cfg.model)]
+        opts += [_option(f'{k}.pretrained', None)
+                 for k, _ in clip_sources(cfg.model)]
         if cfg.model.get('text_head', {}).get('tse'):
             opts.append(_option('model.text_head.tse.cache_dir', None))
     if args.no_tse and 'text_head' in cfg.model:

@@ -190,20 +190,27 @@ def amp_context(device: torch.device, enabled: bool):
     return torch.autocast(device.type, dtype=dtype)
 
 
-def _random_weights(node) -> None:
-    """Every CLIP source ``dict(model_name, pretrained)`` → no weights."""
+def clip_sources(node, prefix: str = 'model'):
+    """``(dotted key, node)`` of every CLIP source ``dict(model_name,
+    pretrained)`` in a model config."""
     if isinstance(node, (dict, ConfigDict)):
         if 'model_name' in node and 'pretrained' in node:
-            if node['model_name'] is None:
-                raise ValueError(
-                    '--random-weights needs an architecture name '
-                    '(model_name) in every CLIP source')
-            node['pretrained'] = None
-        for v in node.values():
-            _random_weights(v)
+            yield prefix, node
+        for k, v in node.items():
+            yield from clip_sources(v, f'{prefix}.{k}')
     elif isinstance(node, (list, tuple)):
-        for v in node:
-            _random_weights(v)
+        for i, v in enumerate(node):
+            yield from clip_sources(v, f'{prefix}.{i}')
+
+
+def _random_weights(node) -> None:
+    """Every CLIP source ``dict(model_name, pretrained)`` → no weights."""
+    for _, src in clip_sources(node):
+        if src['model_name'] is None:
+            raise ValueError(
+                '--random-weights needs an architecture name '
+                '(model_name) in every CLIP source')
+        src['pretrained'] = None
 
 
 def build(cfg: Config, args) -> torch.nn.Module:

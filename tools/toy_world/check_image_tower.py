@@ -84,18 +84,13 @@ def batch(seed: int, stream: str, start: int, n: int, size: int,
 
 
 def scores(y: np.ndarray, s: np.ndarray) -> Dict[str, float]:
-    """Macro AP over classes and mean per-image present-vs-absent AUC."""
-    aps = []
-    for c in range(y.shape[1]):
-        if y[:, c].sum() == 0:
-            continue
-        order = np.argsort(-s[:, c])
-        yc = y[order, c]
-        prec = np.cumsum(yc) / np.arange(1, len(yc) + 1)
-        aps.append((prec * yc).sum() / yc.sum())
-    aucs = [(s[i][y[i] > 0][:, None] > s[i][y[i] == 0][None]).mean()
-            for i in range(len(y)) if 0 < y[i].sum() < y.shape[1]]
-    return dict(mAP=100 * float(np.mean(aps)), AUC=float(np.mean(aucs)))
+    """Macro AP over the classes and the present-vs-absent AUC over the
+    (present, absent) class pairs of each image — the zero-shot metrics of
+    ``eval_clip.py``, on supervised scores."""
+    from eval_clip import average_precision, separation
+    y_t, s_t = torch.as_tensor(y), torch.as_tensor(s)
+    return dict(mAP=average_precision(s_t, y_t).nanmean().item(),
+                AUC=separation(s_t, y_t)['auc'])
 
 
 def main(argv: Optional[List[str]] = None) -> List[Dict[str, float]]:

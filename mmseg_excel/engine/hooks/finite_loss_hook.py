@@ -11,21 +11,12 @@ finite and the last checkpoint on disk — before mmengine's
 run stops with the last good checkpoint kept. ``tools/train.py`` adds it to
 every config.
 """
-import math
 import os.path as osp
 from typing import Optional
 
 import torch
 from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
-
-
-def _value(v) -> Optional[float]:
-    if isinstance(v, torch.Tensor):
-        return float(v.detach().float().mean()) if v.numel() else None
-    if isinstance(v, (int, float)):
-        return float(v)
-    return None
 
 
 @HOOKS.register_module()
@@ -42,15 +33,22 @@ class FiniteLossHook(Hook):
                          outputs: Optional[dict] = None) -> None:
         if not outputs:
             return
-        bad = {}
+        means = {}
         for k, v in outputs.items():
-            if 'loss' not in k:
+            if 'loss' not in k or not isinstance(v, (torch.Tensor, int,
+                                                     float)):
                 continue
-            x = _value(v)
-            if x is not None and not math.isfinite(x):
-                bad[k] = x
-        if not bad:
+            t = torch.as_tensor(v).detach().float()
+            if t.numel():
+                means[k] = t.mean()
+        if not means:
             return
+        device = next(iter(means.values())).device
+        values = torch.stack([m.to(device) for m in means.values()])
+        if bool(torch.isfinite(values).all()):  # one host sync
+            return
+        bad = {k: float(m) for k, m in means.items()
+               if not torch.isfinite(m)}
         last = osp.join(runner.work_dir, 'last_checkpoint')
         ckpt = 'none yet'
         if osp.isfile(last):

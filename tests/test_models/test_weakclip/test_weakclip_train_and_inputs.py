@@ -118,14 +118,13 @@ def test_class_count_must_match_head():
         MODELS.build(cfg)
 
 
-def test_pseudo_mask_id_over_class_count_names_the_file(tmp_path):
-    """A pseudo mask holding id 9 with the 9 toy classes (0..8)."""
+def _pseudo_dataset(tmp_path):
+    """The toy WeakCLIP training dataset on pseudo masks (copies of the
+    exact ones) and the pseudo-mask path of its sample 1."""
     import shutil
-    import numpy as np
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
     from mmseg.registry import DATASETS
-    from PIL import Image
     import mmseg_excel  # noqa: F401
     init_default_scope('mmseg')
     data = _toy(tmp_path)
@@ -135,8 +134,15 @@ def test_pseudo_mask_id_over_class_count_names_the_file(tmp_path):
     cfg.data_root = str(data)
     cfg.pseudo_seg_map_dir = 'pseudo'
     ds = DATASETS.build(cfg)
+    return ds, pseudo / f'{ds.get_data_info(1)["img_id"]}.png'
+
+
+def test_pseudo_mask_id_over_class_count_names_the_file(tmp_path):
+    """A pseudo mask holding id 9 with the 9 toy classes (0..8)."""
+    import numpy as np
+    from PIL import Image
+    ds, bad = _pseudo_dataset(tmp_path)
     assert ds[0]['data_samples'].gt_sem_seg.data.max() < 9
-    bad = pseudo / f'{ds.get_data_info(1)["img_id"]}.png'
     m = np.asarray(Image.open(bad)).copy()
     m[0, 0] = 9
     Image.fromarray(m).save(bad)
@@ -147,20 +153,7 @@ def test_pseudo_mask_id_over_class_count_names_the_file(tmp_path):
 
 def test_truncated_pseudo_mask_names_the_file(tmp_path):
     """A pseudo-mask PNG cut in half: an error naming the mask file."""
-    import shutil
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-    from mmseg.registry import DATASETS
-    import mmseg_excel  # noqa: F401
-    init_default_scope('mmseg')
-    data = _toy(tmp_path)
-    pseudo = data / 'pseudo'
-    shutil.copytree(data / 'SegmentationClassAug', pseudo)
-    cfg = Config.fromfile(str(CFG)).train_dataloader.dataset
-    cfg.data_root = str(data)
-    cfg.pseudo_seg_map_dir = 'pseudo'
-    ds = DATASETS.build(cfg)
-    bad = pseudo / f'{ds.get_data_info(1)["img_id"]}.png'
+    ds, bad = _pseudo_dataset(tmp_path)
     raw = bad.read_bytes()
     bad.write_bytes(raw[:len(raw) // 2])
     ds[0]  # the other samples still load
