@@ -11,12 +11,14 @@ from .descriptions import build_descriptions
 from .scene import ToyObject, ToyScene, render_scene
 from .streams import scene_rng
 from .toy_clip import (TOY_CLIP_CHECKPOINT, TOY_CLIP_CONFIG, TOY_CLIP_DIR,
-                       TOY_CLIP_NAME, load_toy_clip, register_toy_clip)
+                       TOY_CLIP_NAME, file_sha256, load_toy_clip,
+                       register_toy_clip)
 
 __all__ = [
     'BACKGROUNDS', 'CLASS_NAMES', 'TOY_CLASSES', 'ToyClass', 'toy_palette',
     'ToyObject', 'ToyScene', 'render_scene', 'make_caption',
     'build_descriptions', 'scene_rng', 'TOY_CLIP_CHECKPOINT',
-    'TOY_CLIP_CONFIG', 'TOY_CLIP_DIR', 'TOY_CLIP_NAME', 'load_toy_clip',
+    'TOY_CLIP_CONFIG', 'TOY_CLIP_DIR', 'TOY_CLIP_NAME', 'file_sha256',
+    'load_toy_clip',
     'register_toy_clip'
 ]

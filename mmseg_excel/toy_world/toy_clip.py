@@ -13,14 +13,14 @@ TOY_CLIP_CHECKPOINT = TOY_CLIP_DIR / f'{TOY_CLIP_NAME}.pt'
 def register_toy_clip(config: Optional[str] = None) -> str:
     """Register the toy CLIP JSON with open_clip; return the model name.
 
-    The name is the JSON file's stem (``toy_clip`` for the shipped one).
+    The name is the JSON file's stem (``toy_clip`` for the shipped one); a
+    ``conv_stem`` entry is honoured (``register_model_config``).
     """
-    import open_clip
+    from mmseg_excel.utils.clip_weights import register_model_config
     path = Path(config) if config is not None else TOY_CLIP_CONFIG
     if not path.is_file():
         raise FileNotFoundError(f'toy CLIP config not found: {path}')
-    open_clip.add_model_config(path)
-    return path.stem
+    return register_model_config(str(path))
 
 
 def file_sha256(path: str) -> str:
@@ -41,6 +41,7 @@ def load_toy_clip(checkpoint: Optional[str] = None,
     match the digest in ``<checkpoint>.sha256`` when that file exists.
     """
     import open_clip
+    from mmseg_excel.utils.clip_weights import load_clip
     name = register_toy_clip(config)
     ckpt = Path(checkpoint) if checkpoint is not None else TOY_CLIP_CHECKPOINT
     if not ckpt.is_file():
@@ -52,6 +53,5 @@ def load_toy_clip(checkpoint: Optional[str] = None,
         if want != got:
             raise ValueError(f'{ckpt}: sha256 {got} does not match '
                              f'{digest_file} ({want})')
-    model = open_clip.create_model(name, pretrained=str(ckpt))
-    model.eval()
+    model = load_clip(name, str(ckpt))
     return model, open_clip.get_tokenizer(name), name

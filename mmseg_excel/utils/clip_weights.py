@@ -14,22 +14,30 @@
 
 ``model_name`` may also be the path of an open_clip model JSON (a custom
 architecture such as the shipped toy CLIP): it is registered with
-``open_clip.add_model_config`` and named after its file stem.
+``open_clip.add_model_config`` and named after its file stem. Such a JSON may
+declare a convolutional stem in place of the patch embedding (``"conv_stem"``,
+:mod:`mmseg_excel.models.backbones.conv_stem`); every model of that name is
+then built with it (:func:`create_clip_model`).
 
 The format is detected from the file content, never from its name. All
 construction, key layouts and QuickGELU come from open_clip.
 """
+import json
 import os
 import os.path as osp
+import tempfile
 import warnings
 import zipfile
-from typing import Optional
+from typing import Dict, Optional
 
 import torch
 import torch.nn as nn
 
 _OPENAI_EXTRA_KEYS = ('input_resolution', 'context_length', 'vocab_size')
 _DTYPES = dict(fp32=torch.float32, fp16=torch.float16, bf16=torch.bfloat16)
+# model name -> conv_stem spec of the JSON it was registered from
+_CONV_STEMS: Dict[str, dict] = {}
+_STRIPPED_DIR: Optional[str] = None
 
 
 def is_torchscript_archive(path: str) -> bool:
@@ -42,19 +50,69 @@ def is_torchscript_archive(path: str) -> bool:
     return any(n.endswith('constants.pkl') or '/code/' in n for n in names)
 
 
+def register_model_config(path: str) -> str:
+    """Register an open_clip model JSON; return its name (the file stem).
+
+    A ``"conv_stem"`` entry (not an open_clip key) is taken out: open_clip
+    gets a copy of the JSON without it, and :func:`create_clip_model` attaches
+    the stem to every model of that name.
+    """
+    import open_clip
+    global _STRIPPED_DIR
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'open_clip model config not found: {path}')
+    name = osp.splitext(osp.basename(path))[0]
+    try:
+        with open(path) as f:
+            cfg = json.load(f)
+    except (OSError, ValueError) as e:
+        raise ValueError(f'cannot read open_clip model config {path}: {e}'
+                         ) from e
+    stem = cfg.pop('conv_stem', None) if isinstance(cfg, dict) else None
+    if stem is None:
+        _CONV_STEMS.pop(name, None)
+        open_clip.add_model_config(path)
+        return name
+    if not isinstance(stem, dict):
+        raise ValueError(f'{path}: "conv_stem" must be an object such as '
+                         '{"channels": [32, 64]}')
+    if _STRIPPED_DIR is None:
+        _STRIPPED_DIR = tempfile.mkdtemp(prefix='mmseg_excel_clip_cfg_')
+    stripped = osp.join(_STRIPPED_DIR, f'{name}.json')
+    with open(stripped, 'w') as f:
+        json.dump(cfg, f)
+    _CONV_STEMS[name] = stem
+    open_clip.add_model_config(stripped)
+    return name
+
+
 def resolve_model_name(model_name: Optional[str]) -> Optional[str]:
     """Architecture name for open_clip; a ``*.json`` model config path is
-    registered (``open_clip.add_model_config``) and its stem returned."""
+    registered (:func:`register_model_config`) and its stem returned."""
     if model_name is None or not str(model_name).endswith('.json'):
         return model_name
-    import open_clip
     from .paths import resolve_data_path
     path = resolve_data_path(str(model_name))
     if not osp.isfile(path):
         raise FileNotFoundError(
             f'open_clip model config not found: {model_name}')
-    open_clip.add_model_config(path)
-    return osp.splitext(osp.basename(path))[0]
+    return register_model_config(path)
+
+
+def create_clip_model(model_name: str, pretrained: Optional[str] = None,
+                      **kwargs) -> nn.Module:
+    """``open_clip.create_model`` plus the conv stem its JSON declares."""
+    import open_clip
+    stem = _CONV_STEMS.get(model_name)
+    if stem is not None and pretrained is not None:
+        raise ValueError(
+            f'{model_name!r} has a conv stem: open_clip tags cannot hold its '
+            f'weights; pass the checkpoint file as `pretrained`')
+    model = open_clip.create_model(model_name, pretrained=pretrained, **kwargs)
+    if stem is not None:
+        from mmseg_excel.models.backbones.conv_stem import attach_conv_stem
+        attach_conv_stem(model, stem)
+    return model
 
 
 def tag_needs_quick_gelu(model_name: str, tag: Optional[str]) -> bool:
@@ -93,11 +151,20 @@ def _load_state_dict(path: str) -> dict:
         raise ValueError(f'{path!r} does not hold a CLIP state dict')
     if next(iter(state)).startswith('module.'):
         state = {k[len('module.'):]: v for k, v in state.items()}
-    if 'visual.conv1.weight' not in state or 'text_projection' not in state:
+    if (not any(k.startswith('visual.conv1.') for k in state)
+            or 'text_projection' not in state):
         raise ValueError(
-            f'{path!r} is not a CLIP ViT state dict (no visual.conv1.weight '
+            f'{path!r} is not a CLIP ViT state dict (no visual.conv1.* '
             f'/ text_projection key)')
     return state
+
+
+def _patch_embed_weight(state: dict) -> torch.Tensor:
+    """``visual.conv1.weight``, or the first weight of a conv stem."""
+    if 'visual.conv1.weight' in state:
+        return state['visual.conv1.weight']
+    return next(v for k, v in state.items()
+                if k.startswith('visual.conv1.') and k.endswith('.weight'))
 
 
 def load_clip(model_name: Optional[str],
@@ -152,7 +219,7 @@ def load_clip(model_name: Optional[str],
             state = _load_state_dict(path)
             openai_like = (
                 any(key in state for key in _OPENAI_EXTRA_KEYS)
-                or state['visual.conv1.weight'].dtype == torch.float16)
+                or _patch_embed_weight(state).dtype == torch.float16)
             for key in _OPENAI_EXTRA_KEYS:
                 state.pop(key, None)
             if openai_like and force_quick_gelu is None:
@@ -171,10 +238,10 @@ def load_clip(model_name: Optional[str],
                 model.load_state_dict(
                     {k: v.float() for k, v in state.items()})
             else:
-                model = open_clip.create_model(
-                    model_name, pretrained=None, **kw)
+                model = create_clip_model(model_name, pretrained=None, **kw)
                 missing, unexpected = model.load_state_dict(
-                    {k: v.float() for k, v in state.items()}, strict=False)
+                    {k: v.float() if v.is_floating_point() else v
+                     for k, v in state.items()}, strict=False)
                 if missing or unexpected:
                     raise ValueError(
                         f'{path!r} does not match open_clip model '
@@ -195,7 +262,7 @@ def load_clip(model_name: Optional[str],
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter('always')
-                model = open_clip.create_model(
+                model = create_clip_model(
                     model_name, pretrained=pretrained, cache_dir=cache_dir,
                     **kw)
         except Exception as e:  # noqa: BLE001 - network, unknown tag, ...

@@ -13,7 +13,6 @@ Example (the shipped checkpoint; see mmseg_excel/data/toy_clip/README.md)::
         --work-dir /tmp/toy_clip_run --export mmseg_excel/data/toy_clip
 """
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -59,12 +58,12 @@ def parse_args() -> argparse.Namespace:
 
 
 def register_model(config_path: str) -> Tuple[str, dict]:
-    """Register the JSON with open_clip; return (model name, config)."""
-    import open_clip
+    """Register the JSON with open_clip (its ``conv_stem`` entry included);
+    return (model name, config)."""
+    from mmseg_excel.utils.clip_weights import register_model_config
     if not osp.isfile(config_path):
         raise FileNotFoundError(f'model config not found: {config_path}')
-    open_clip.add_model_config(config_path)
-    name = osp.splitext(osp.basename(config_path))[0]
+    name = register_model_config(config_path)
     with open(config_path) as f:
         return name, json.load(f)
 
@@ -112,24 +111,16 @@ def atomic_save(obj, path: str) -> None:
     os.replace(tmp, path)
 
 
-def sha256(path: str) -> str:
-    """Hex SHA-256 of a file."""
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def export(model: torch.nn.Module, name: str, config_path: str,
            out_dir: str) -> str:
     """Write the fp16 open_clip state dict, its checksum and the config."""
     os.makedirs(out_dir, exist_ok=True)
     path = osp.join(out_dir, f'{name}.pt')
-    sd = {k: v.detach().half().cpu() for k, v in model.state_dict().items()}
+    sd = {k: (v.detach().half() if v.is_floating_point() else v.detach()).cpu()
+          for k, v in model.state_dict().items()}
     atomic_save(sd, path)
     with open(path + '.sha256', 'w') as f:
-        f.write(f'{sha256(path)}  {name}.pt\n')
+        f.write(f'{tw.file_sha256(path)}  {name}.pt\n')
     dst = osp.join(out_dir, osp.basename(config_path))
     if osp.abspath(dst) != osp.abspath(config_path):
         shutil.copyfile(config_path, dst)
@@ -139,11 +130,12 @@ def export(model: torch.nn.Module, name: str, config_path: str,
 def main() -> None:
     """Train, checkpoint every ``--ckpt-every`` steps, export at the end."""
     import open_clip
+    from mmseg_excel.utils.clip_weights import create_clip_model
     args = parse_args()
     torch.set_num_threads(args.threads)
     name, cfg = register_model(args.model_config)
     torch.manual_seed(args.seed)
-    model = open_clip.create_model(name, pretrained=None)
+    model = create_clip_model(name, pretrained=None)
     tokenizer = open_clip.get_tokenizer(name)
     decay, no_decay = [], []
     for n, p in model.named_parameters():
