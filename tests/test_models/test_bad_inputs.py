@@ -310,6 +310,37 @@ def test_training_step_on_label_free_image_is_finite(tiny_clip_files):
     total.backward()
 
 
+def test_mask_supervision_trains_on_the_exact_masks(tiny_clip_files):
+    """``mask_supervision=True`` (the fully supervised ceiling): the decoder
+    losses are those of the exact masks, the pseudo labeler never runs."""
+    model = _build(_excel_cfg(tiny_clip_files, mask_supervision=True)).eval()
+    model.set_train_iter(0)
+
+    def no_pseudo_labels(*args, **kwargs):
+        raise AssertionError('pseudo labeler called under mask_supervision')
+
+    model.pseudo_labeler.forward = no_pseudo_labels
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 64, 64)
+    masks = torch.randint(0, 4, (2, 64, 64))
+    samples = _samples([[0], [1, 2]], (64, 64))
+    for ds, m in zip(samples, masks):
+        ds.gt_sem_seg = PixelData(data=m[None])
+    losses = model.loss(x, samples)
+    with torch.no_grad():
+        feats = model.extract_feat(x)
+        head_out = model.decode_head(feats.all_feats, feats.hw)
+        want = model.decode_head.loss_by_feat(head_out, masks)
+        other = model.decode_head.loss_by_feat(head_out, torch.zeros_like(masks))
+    assert sorted(losses) == sorted(want)  # no pseudo-label statistics
+    for k in (k for k in want if k.startswith('loss')):
+        torch.testing.assert_close(losses[k].detach(), want[k])
+        assert not torch.allclose(want[k], other[k]), k
+    # the training pipeline must keep the masks: a clear error otherwise
+    with pytest.raises(ValueError, match='keep_mask=True'):
+        model.loss(x, _samples([[0], [1]], (64, 64)))
+
+
 def test_training_iteration_unknown_is_an_error(tiny_clip_files):
     """Outside mmengine's Runner and without set_train_iter, loss() cannot
     know whether LVC is on: a clear error, never LVC silently off."""

@@ -1,7 +1,7 @@
 # Copyright (c) mmseg-excel contributors. All rights reserved.
 """A small convolutional stem in place of a CLIP ViT's patch embedding.
 
-A hybrid ViT (docs/toy_world.md, "The toy CLIP"): the stride-``p`` patch
+A hybrid ViT (the Toy-World CLIP, mmseg_excel/data/toy_clip/README.md): the stride-``p`` patch
 convolution ``visual.conv1`` is replaced by ``log2(p)`` stages of
 ``2 × (conv 3×3, BatchNorm, ReLU) + max-pool 2``; the output is the same
 ``(B, width, H / p, W / p)`` token grid, so the transformer blocks, their

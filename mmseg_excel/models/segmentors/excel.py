@@ -46,6 +46,12 @@ class ExCEL(BaseSegmentor):
             switches LVC off (ablation).
         aff_target_switch_iter: first iteration at which the affinity target
             is the network's own prediction (VOC 24000); ``None``: never.
+        mask_supervision: train the decoder on the exact masks
+            (``gt_sem_seg`` of the training samples, so the train pipeline
+            needs ``LoadImageLevelLabels(keep_mask=True)``) instead of the
+            online pseudo labels: the fully supervised ceiling of the same
+            decoder and schedule (configs/toy_world/README.md). Not WSSS; the pseudo
+            labeler and LVC are skipped in training.
         train_cfg / test_cfg: mmseg's; ``test_cfg.mode`` is ``'whole'``.
         data_preprocessor: ``SegDataPreProcessor`` (ImageNet mean/std on RGB,
             §1.2).
@@ -59,6 +65,7 @@ class ExCEL(BaseSegmentor):
                  decode_head: ConfigType,
                  lvc_start_iter: Optional[int] = None,
                  aff_target_switch_iter: Optional[int] = None,
+                 mask_supervision: bool = False,
                  train_cfg: OptConfigType = None,
                  test_cfg: OptConfigType = None,
                  data_preprocessor: OptConfigType = None,
@@ -93,6 +100,7 @@ class ExCEL(BaseSegmentor):
                 raise ValueError(f'{name} must be >= 0 or None, got {value}')
         self.lvc_start_iter = lvc_start_iter
         self.aff_target_switch_iter = aff_target_switch_iter
+        self.mask_supervision = bool(mask_supervision)
         self.train_cfg = train_cfg
         self.test_cfg = test_cfg
         self._explicit_iter: Optional[int] = None
@@ -171,6 +179,9 @@ class ExCEL(BaseSegmentor):
             cams = self.compute_cams(feats.image_features)
         # 2. trainable head on the per-layer CLIP features (autocast here)
         head_out = self.decode_head(feats.all_feats, feats.hw)
+        if self.mask_supervision:  # the fully supervised ceiling
+            masks = self._gt_masks(data_samples, inputs.device)
+            return self.decode_head.loss_by_feat(head_out, masks)
         seg_attn = None
         with fp32(inputs):
             # 3. LVC: decoder features fed back into the calibrated attention
@@ -205,6 +216,17 @@ class ExCEL(BaseSegmentor):
         if self.vis_requested:
             self._cache_vis(inputs, pl, head_out['seg'])
         return losses
+
+    @staticmethod
+    def _gt_masks(data_samples: SampleList, device) -> Tensor:
+        """(B, H, W) exact training masks for ``mask_supervision``."""
+        if not all('gt_sem_seg' in ds for ds in data_samples):
+            raise ValueError(
+                'ExCEL(mask_supervision=True) trains on the exact masks, but '
+                'a training sample has no gt_sem_seg: set '
+                'LoadImageLevelLabels(keep_mask=True) in the train pipeline')
+        return torch.stack([ds.gt_sem_seg.data[0] for ds in data_samples
+                            ]).to(device).long()
 
     def _par_images(self, inputs: Tensor) -> Tensor:
         """Images for PAR as the official code passes them: de-normalised,
