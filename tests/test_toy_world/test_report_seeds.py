@@ -5,6 +5,7 @@ paired ablation differences with Student-t intervals.
 Training, testing and pseudo-label scoring are replaced by recording stubs,
 so these tests check the report's own logic (seed plumbing, work dirs,
 statistics, table) without training anything."""
+import itertools
 import json
 import math
 import sys
@@ -77,6 +78,11 @@ def test_main_trains_each_seed_and_pairs_the_ablation(tmp_path, monkeypatch,
     monkeypatch.setattr(report, 'pseudo_label_miou',
                         lambda *a, **k: (30.0, 0.5))
     monkeypatch.setattr(report, 'save_figure', lambda *a, **k: None)
+    # excel: pseudo labels, seeds 0..2; then anything
+    per_class = itertools.chain([[1.0] * 9, [2.0] * 9, [4.0] * 9, [6.0] * 9],
+                                itertools.repeat([0.5] * 9))
+    monkeypatch.setattr(report, 'per_class_iou',
+                        lambda *a, **k: next(per_class))
     work = tmp_path / 'work'
     rows = report.main([
         '--methods', 'excel', 'no_tse', '--data-root', str(world),
@@ -95,6 +101,11 @@ def test_main_trains_each_seed_and_pairs_the_ablation(tmp_path, monkeypatch,
     assert no_tse['model_mIoU'] == pytest.approx(40.0)
     out = capsys.readouterr().out
     assert '42.0 ± 2.0 (n=3)' in out
+    # per-class IoU: pseudo labels once, models averaged over the seeds
+    assert excel['pseudo_label_IoU'] == [1.0] * 9
+    assert excel['model_IoU'] == [4.0] * 9
+    assert '| ExCEL (full) | model | ' + ' | '.join(['4.0'] * 9) + ' |' in out
+    assert '| background | apple |' in out
     half = 4.302653 / math.sqrt(3)
     assert f'| TSE | +2.0 | [{2 - half:+.1f}, {2 + half:+.1f}] | 3 |' in out
     saved = json.loads((work / 'report_test.json').read_text())
@@ -106,3 +117,32 @@ def test_main_trains_each_seed_and_pairs_the_ablation(tmp_path, monkeypatch,
                  '--work-dir', str(work), '--seeds', '0', '1', '2',
                  '--eval-only'])
     assert trained == []
+
+
+def test_per_class_iou_by_hand(tmp_path):
+    """Two 2x2 test masks: IoU summed over the images, 255 ignored, NaN for
+    a class absent from labels and masks."""
+    from PIL import Image
+    import numpy as np
+    root = tmp_path / 'world'
+    (root / 'ImageSets' / 'Segmentation').mkdir(parents=True)
+    (root / 'ImageSets' / 'Segmentation' / 'test.txt').write_text('a\nb\n')
+    (root / 'SegmentationClassAug').mkdir()
+    labels = tmp_path / 'labels'
+    labels.mkdir()
+    gts = dict(a=[[0, 1], [1, 255]], b=[[0, 0], [2, 2]])
+    preds = dict(a=[[0, 1], [3, 3]], b=[[0, 2], [2, 2]])
+    for sid in 'ab':
+        Image.fromarray(np.uint8(gts[sid])).save(
+            root / 'SegmentationClassAug' / f'{sid}.png')
+        Image.fromarray(np.uint8(preds[sid])).save(labels / f'{sid}.png')
+    iou = report.per_class_iou(str(labels), str(root), num_classes=5)
+    # a(1,1) is ignored; bg: gt {a00, b00, b01}, pred {a00, b00}
+    assert iou[0] == pytest.approx(200 / 3)
+    assert iou[1] == pytest.approx(50.0)   # gt {a01, a10}, pred {a01}
+    assert iou[2] == pytest.approx(200 / 3)  # gt {b10, b11}, pred +b01
+    assert iou[3] == pytest.approx(0.0)    # predicted on a10 only (gt 1)
+    assert math.isnan(iou[4])
+    (labels / 'b.png').unlink()
+    with pytest.raises(FileNotFoundError, match='b.png'):
+        report.per_class_iou(str(labels), str(root), num_classes=5)

@@ -10,9 +10,16 @@ For each method config under ``configs/toy_world/`` it
    or, for seed 0, the one shipped in ``mmseg_excel/data/toy_world_models/``);
 3. evaluates the trained model on the test split with mmseg's ``IoUMetric``;
 
-then prints one table (pseudo-label mIoU, model mIoU, wall times), writes it
-to ``<work-dir>/report.md`` / ``report.json`` and saves a figure grid of
-predictions (image | ground truth | pseudo labels | ExCEL prediction).
+then prints one table (pseudo-label mIoU, model mIoU, wall times) and a
+per-class IoU table (pseudo labels and models), writes them to
+``<work-dir>/report_<split>.md`` / ``report_<split>.json`` and saves a figure
+grid (image | ground truth | the pseudo labels of each method, the CAM
+baseline's first | each trained model's prediction).
+
+The rows: the CAM baseline (plain CLIP, raw patch-text maps), ExCEL and its
+ablations (w/o TSE, SVC, LVC, CAA, PAR), CLIP-ES (training-free) and, as the
+ceiling, the same ExCEL decoder and schedule trained on the exact masks
+(``excel_gt``: ``ExCEL(mask_supervision=True)``).
 
 ``--seed N`` renders a fresh test split from seed N (``data/toy_world_test_
 seed<N>``) and evaluates on it; with ``--eval-only`` nothing is retrained.
@@ -71,6 +78,10 @@ METHODS: Dict[str, tuple] = {
     'no_tse': ('ExCEL w/o TSE', 'excel-no-tse_' + SUFFIX, True),
     'no_svc': ('ExCEL w/o SVC (and LVC)', 'excel-no-svc_' + SUFFIX, True),
     'no_lvc': ('ExCEL w/o LVC', 'excel-no-lvc_' + SUFFIX, True),
+    'no_caa': ('ExCEL w/o CAA', 'excel-no-caa_' + SUFFIX, True),
+    'no_par': ('ExCEL w/o PAR', 'excel-no-par_' + SUFFIX, True),
+    'excel_gt': ('ExCEL decoder on the exact masks (fully supervised '
+                 'ceiling)', 'excel-mask-supervised_' + SUFFIX, True),
     'clip_es': ('CLIP-ES (training-free)',
                 'clip-es_toy-clip_training-free_toy-world-96x96.py', False),
 }
@@ -81,6 +92,8 @@ REFINERS: Dict[str, tuple] = {
     'weakclip_excel': ('WeakCLIP on ExCEL masks', 'excel'),
     'weakclip_gt': ('WeakCLIP on the exact masks (its ceiling)', None),
 }
+#: rows trained on the exact masks: no (training-free) pseudo labels
+NO_PSEUDO_LABELS = ('excel_gt', )
 WEAKCLIP_CONFIG = 'weakclip_' + SUFFIX
 SEGMENTER_CONFIG = 'fcn_r18-d8_1xb8-1k_toy-world-pl-96x96.py'
 SUPERVISED = 'supervised'
@@ -227,6 +240,33 @@ def model_miou(config: str, checkpoint: str, work_dir: str, test_root: str,
     return float(metrics['mIoU'])
 
 
+def per_class_iou(label_dir: str, test_root: str, split: str = 'test',
+                  num_classes: Optional[int] = None) -> List[float]:
+    """IoU (%) of every class, background first, of the label PNGs in
+    ``label_dir`` against the exact masks of ``split`` (mmseg's
+    ``IoUMetric`` arithmetic, summed over the images; NaN for a class absent
+    from both). A missing label file is an error naming it."""
+    import torch
+    from mmseg.evaluation.metrics import IoUMetric
+    from mmseg_excel.toy_world import CLASS_NAMES
+    n = num_classes or len(CLASS_NAMES) + 1
+    ids = open(osp.join(test_root, 'ImageSets', 'Segmentation',
+                        f'{split}.txt')).read().split()
+    totals = [torch.zeros(n, dtype=torch.float64) for _ in range(4)]
+    for sid in ids:
+        f = osp.join(label_dir, sid + '.png')
+        if not osp.isfile(f):
+            raise FileNotFoundError(f'label {f} missing for per-class IoU')
+        pred = torch.from_numpy(np.asarray(Image.open(f), np.int64))
+        gt = torch.from_numpy(np.asarray(Image.open(osp.join(
+            test_root, 'SegmentationClassAug', sid + '.png')), np.int64))
+        for t, a in zip(totals, IoUMetric.intersect_and_union(
+                pred, gt, n, 255)):
+            t += a.double()
+    iou = totals[0] / totals[1]
+    return [float(v) * 100 for v in iou]
+
+
 def save_figure(path: str, test_root: str, columns: Dict[str, str],
                 rows: int) -> None:
     """Grid: image | ground truth | one column per label folder."""
@@ -267,6 +307,8 @@ ABLATIONS: Dict[str, str] = {
     'no_tse': 'TSE',
     'no_svc': 'SVC (and LVC)',
     'no_lvc': 'LVC',
+    'no_caa': 'CAA',
+    'no_par': 'PAR',
 }
 
 
@@ -327,8 +369,9 @@ def run_model_seed(args: argparse.Namespace, key: str, config: str,
     row.setdefault('model_mIoU_seeds', []).append(
         model_miou(config, ckpt, osp.join(wd, f'eval_{tag}'), test_root,
                    pred_dir))
-    if key == 'excel' and 'excel prediction' not in fig_cols:
-        fig_cols['excel prediction'] = pred_dir
+    row.setdefault('model_IoU_seeds', []).append(
+        per_class_iou(pred_dir, test_root))
+    fig_cols.setdefault(f'{key} prediction', pred_dir)
 
 
 def train_or_find(args: argparse.Namespace, key: str, config: str,
@@ -458,17 +501,23 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
         label, cfg_name, trainable = METHODS[key]
         config = osp.join(CONFIG_DIR, cfg_name)
         wd = osp.join(args.work_dir, key)
-        row = dict(method=label, config=cfg_name)
-        pl_dir = osp.join(wd, f'pseudo_labels_{tag}')
-        row['pseudo_label_mIoU'], row['pseudo_label_s'] = pseudo_label_miou(
-            config, pl_dir, test_root, args.device)
-        fig_cols[f'{key} pseudo'] = pl_dir
+        row = dict(method=label, config=cfg_name, key=key)
+        if key in NO_PSEUDO_LABELS:
+            row['pseudo_label_mIoU'] = row['pseudo_label_s'] = None
+        else:
+            pl_dir = osp.join(wd, f'pseudo_labels_{tag}')
+            row['pseudo_label_mIoU'], row['pseudo_label_s'] = \
+                pseudo_label_miou(config, pl_dir, test_root, args.device)
+            row['pseudo_label_IoU'] = per_class_iou(pl_dir, test_root)
+            fig_cols[f'{key} pseudo'] = pl_dir
         if trainable:
             for seed in args.seeds:
                 run_model_seed(args, key, config, seed, test_root, tag, row,
                                fig_cols)
             row['model_mIoU'], row['model_mIoU_std'] = mean_std(
                 row['model_mIoU_seeds'])
+            row['model_IoU'] = np.nanmean(
+                np.asarray(row['model_IoU_seeds'], np.float64), 0).tolist()
         rows.append(row)
         print(f'\n[report] {label}: {json.dumps(row)}', flush=True)
         bar.update()
@@ -493,7 +542,7 @@ def format_table(rows: List[dict], test_root: str,
     then the paired ablation differences with their intervals."""
 
     def fmt(v, spec='.1f'):
-        return '–' if v is None else format(v, spec)
+        return '–' if v is None or v != v else format(v, spec)  # None, NaN
 
     def model(r):
         if r.get('model_mIoU') is None:
@@ -540,6 +589,22 @@ def format_table(rows: List[dict], test_root: str,
         if r.get('supervised'):
             lines += ['', f"{r['method']}: {spread(r, 'model')} mIoU "
                       '(test)']
+    per_class = [r for r in rows if r.get('pseudo_label_IoU')
+                 or r.get('model_IoU')]
+    if per_class:
+        from mmseg_excel.toy_world import CLASS_NAMES
+        names = ['background'] + list(CLASS_NAMES)
+        lines += [
+            '', 'Per-class IoU (test; models: mean over the seeds):', '',
+            '| method | labels | ' + ' | '.join(names) + ' |',
+            '|---|---|' + '---|' * len(names)
+        ]
+        for r in per_class:
+            for what, k in (('pseudo labels', 'pseudo_label_IoU'),
+                            ('model', 'model_IoU')):
+                if r.get(k):
+                    lines.append(f"| {r['method']} | {what} | " + ' | '.join(
+                        fmt(v) for v in r[k]) + ' |')
     if diffs:
         lines += [
             '', 'Model mIoU added by each component (ExCEL minus the '
