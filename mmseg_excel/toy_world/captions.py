@@ -69,8 +69,25 @@ def background_phrase(rng: np.random.Generator, backgrounds: List[str]) -> str:
     return f'{pick(ground)} under {pick(sky)}'
 
 
-def make_caption(rng: np.random.Generator, scene: ToyScene) -> str:
-    """One random caption of ``scene``; objects listed in random order."""
+def make_caption(rng: np.random.Generator, scene: ToyScene,
+                 name_only_prob: float = 0.0) -> str:
+    """One random caption of ``scene``; objects listed in random order.
+
+    With probability ``name_only_prob`` the caption names the objects' classes
+    only, in one of three forms ("a clean origami star and a clean origami
+    fish.", "a photo of a star and a fish.", "a star and a fish."): no
+    colour, texture, size or background words, so the class names (the
+    objects' shapes) are the only cue that matches it to its image. ``0``
+    draws no extra random number (the captions are those of the default).
+    """
+    if name_only_prob > 0 and rng.random() < name_only_prob:
+        names = [scene.objects[i].name
+                 for i in rng.permutation(len(scene.objects))]
+        form = rng.integers(3)
+        if form == 0:
+            return _join(['a clean origami ' + n for n in names]) + '.'
+        listed = _join([f'{_article(n)} {n}' for n in names])
+        return ('a photo of ' if form == 1 else '') + listed + '.'
     order = rng.permutation(len(scene.objects))
     phrases = [object_phrase(rng, scene.objects[i]) for i in order]
     # ExCEL's prompt form: "a clean origami <phrase without article>".

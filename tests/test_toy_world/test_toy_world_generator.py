@@ -179,3 +179,24 @@ def test_descriptions_file():
         for s in sents:
             assert s.startswith(f'a clean origami {name}. ')
             assert len(enc(s.lower())) + 2 <= ctx, s  # no truncation
+
+
+def test_name_only_captions():
+    """``name_only_prob=1``: the classes of the scene and template words only;
+    ``0`` leaves the default caption stream untouched (same random draws)."""
+    allowed = {'a', 'an', 'and', 'clean', 'origami', 'photo', 'of'}
+    forms = set()
+    for i in range(40):
+        rng = tw.scene_rng(3, 'pretrain', i)
+        scene = tw.render_scene(rng, 96)
+        state = rng.bit_generator.state
+        cap = tw.make_caption(rng, scene, name_only_prob=1.0)
+        words = re.findall(r'[a-z-]+', cap)
+        names = {o.name for o in scene.objects}
+        assert set(words) - allowed == names, cap
+        forms.add(words[0] + ' ' + words[1])
+        rng.bit_generator.state = state
+        default = tw.make_caption(rng, scene)
+        rng.bit_generator.state = state
+        assert tw.make_caption(rng, scene, name_only_prob=0.0) == default
+    assert {'a clean', 'a photo'} <= forms and len(forms) >= 3

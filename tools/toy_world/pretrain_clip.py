@@ -44,6 +44,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument('--lr', type=float, default=1e-3)
     p.add_argument('--warmup', type=int, default=50)
     p.add_argument('--weight-decay', type=float, default=0.1)
+    p.add_argument('--name-only-prob', type=float, default=0.0,
+                   help='share of captions that name the classes only (no '
+                   'colour, texture, size or background words)')
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--workers', type=int, default=1,
                    help='data-loader processes drawing the scenes')
@@ -72,9 +75,11 @@ class CaptionedScenes(torch.utils.data.Dataset):
     """Item ``step`` = a fresh batch: normalised images and caption tokens."""
 
     def __init__(self, seed: int, batch_size: int, image_size: int,
-                 tokenizer, stream: str = 'pretrain') -> None:
+                 tokenizer, stream: str = 'pretrain',
+                 name_only_prob: float = 0.0) -> None:
         import open_clip
         self.seed, self.batch_size = seed, batch_size
+        self.name_only_prob = name_only_prob
         self.image_size, self.tokenizer, self.stream = (image_size, tokenizer,
                                                         stream)
         self.mean = np.asarray(open_clip.OPENAI_DATASET_MEAN, np.float32)
@@ -90,7 +95,7 @@ class CaptionedScenes(torch.utils.data.Dataset):
                                step * self.batch_size + i)
             scene = tw.render_scene(rng, self.image_size)
             images.append(scene.image)
-            captions.append(tw.make_caption(rng, scene))
+            captions.append(tw.make_caption(rng, scene, self.name_only_prob))
         x = (np.stack(images).astype(np.float32) / 255. - self.mean) / self.std
         x = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
         return x, self.tokenizer(captions)
@@ -155,7 +160,8 @@ def main() -> None:
         start, elapsed_before = ck['step'], ck.get('elapsed', 0.0)
         print(f'resumed from {ckpt_path} at step {start}', flush=True)
     data = CaptionedScenes(args.seed, args.batch_size,
-                           cfg['vision_cfg']['image_size'], tokenizer)
+                           cfg['vision_cfg']['image_size'], tokenizer,
+                           name_only_prob=args.name_only_prob)
     loader = torch.utils.data.DataLoader(
         data,
         batch_size=None,
