@@ -48,10 +48,14 @@ def test_json_stem_is_built_and_open_clip_config_is_clean(hybrid, tmp_path):
     stem = hybrid['model'].visual.conv1
     assert isinstance(stem, ConvStem)
     assert stem.stride == (8, 8) and stem.out_channels == 32
-    assert stem.weight is stem[-1][3].weight
+    assert stem.weight is stem[-1][3].weight  # last conv of the last stage
     assert len(stem) == 3  # log2(8) stages
     x = torch.randn(2, 3, 32, 32)
     assert stem(x).shape == (2, 32, 4, 4)
+    one = ConvStem(32, [8, 16], 8, convs_per_stage=1)
+    assert [sum(isinstance(m, torch.nn.Conv2d) for m in st) for st in one] \
+        == [1, 1, 1]
+    assert one.weight is one[-1][0].weight and one(x).shape == (2, 32, 4, 4)
     # a plain JSON keeps its patch convolution
     plain = tmp_path / 'tiny_plain.json'
     plain.write_text(json.dumps(TINY))
@@ -108,6 +112,11 @@ def test_bad_stem_specs(tmp_path):
     path = tmp_path / 'bad_keys.json'
     path.write_text(json.dumps(dict(TINY, conv_stem={'width': 3})))
     with pytest.raises(ValueError, match='unknown conv_stem keys'):
+        create_clip_model(register_model_config(str(path)))
+    path = tmp_path / 'zero_convs.json'
+    path.write_text(json.dumps(dict(
+        TINY, conv_stem={'channels': [8, 16], 'convs_per_stage': 0})))
+    with pytest.raises(ValueError, match='convs_per_stage must be >= 1'):
         create_clip_model(register_model_config(str(path)))
     path = tmp_path / 'not_a_dict.json'
     path.write_text(json.dumps(dict(TINY, conv_stem=[8, 16])))
