@@ -19,11 +19,16 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 @pytest.fixture(scope='module')
-def encoder_case(parity_dir):
+def encoder_case(parity_dir, test_device):
+    """Backbone, input and stored outputs on ``test_device`` (CPU unless
+    ``MMSEG_EXCEL_TEST_DEVICE`` names an accelerator)."""
     backbone = CLIPViTBackbone(
         model_name=None, pretrained=str(parity_dir / 'mini_clip_openai.pt'))
-    inputs = torch.load(parity_dir / 'inputs.pt', weights_only=False)
-    enc = torch.load(parity_dir / 'encoder.pt', weights_only=False)
+    backbone.to(test_device)
+    inputs = torch.load(parity_dir / 'inputs.pt', weights_only=False,
+                        map_location=test_device)
+    enc = torch.load(parity_dir / 'encoder.pt', weights_only=False,
+                     map_location=test_device)
     return backbone, inputs['inputs'].float(), enc
 
 
@@ -88,8 +93,11 @@ def test_encoder_surgery_stage(encoder_case):
 def test_lvc_maps(encoder_case, parity_dir):
     """LVC re-forward (surgery new path only) with the official ex_feats."""
     backbone, img, enc = encoder_case
-    step = torch.load(parity_dir / 'step_after_lvc.pt', weights_only=False)
-    text = torch.load(parity_dir / 'text.pt', weights_only=False)
+    device = img.device
+    step = torch.load(parity_dir / 'step_after_lvc.pt', weights_only=False,
+                      map_location=device)
+    text = torch.load(parity_dir / 'text.pt', weights_only=False,
+                      map_location=device)
     num_fg = step['attr_maps_used'].shape[-1]
     feats = backbone(img)
     lvc = backbone.forward_lvc(feats, step['forward']['attn_fts'].float())
