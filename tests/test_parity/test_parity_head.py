@@ -28,18 +28,19 @@ W_AFF, RADIUS, AFF_TARGET_SWITCH = 0.1, 8, 24000
 STEPS = ('step_before_lvc.pt', 'step_after_lvc.pt')
 
 
-def _load(parity_dir, name):
-    return torch.load(parity_dir / name, weights_only=False)
+def _load(parity_dir, name, device='cpu'):
+    return torch.load(parity_dir / name, weights_only=False,
+                      map_location=device)
 
 
 def _rel(a, b):
     return ((a - b).abs().max() / b.abs().max()).item()
 
 
-def _head_from_fixtures(parity_dir, step):
+def _head_from_fixtures(parity_dir, step, device='cpu'):
     sd = convert_excel_state_dict(
         _load(parity_dir, 'decoder_state_dict.pt'), prefix='')
-    enc = _load(parity_dir, 'encoder.pt')
+    enc = _load(parity_dir, 'encoder.pt', device)
     n_layers, _, _, width = enc['all_feats'].shape
     num_classes, channels = step['forward']['seg'].shape[1], \
         step['forward']['attn_fts'].shape[1]
@@ -54,14 +55,15 @@ def _head_from_fixtures(parity_dir, step):
         loss_aff=dict(
             type='ExCELAffinityLoss', radius=RADIUS, loss_weight=W_AFF))
     head.load_state_dict({k: v.float() for k, v in sd.items()}, strict=True)
-    return head.eval(), enc
+    return head.to(device).eval(), enc
 
 
 @pytest.mark.parametrize('name', STEPS)
-def test_head_forward_losses_and_grad(parity_dir, name):
+def test_head_forward_losses_and_grad(parity_dir, name, test_device):
+    """On ``test_device`` (CPU unless ``MMSEG_EXCEL_TEST_DEVICE`` is set)."""
     torch.set_num_threads(min(2, torch.get_num_threads()))
-    step = _load(parity_dir, name)
-    head, enc = _head_from_fixtures(parity_dir, step)
+    step = _load(parity_dir, name, test_device)
+    head, enc = _head_from_fixtures(parity_dir, step, test_device)
     ref = step['forward']
     h, w = ref['seg'].shape[-2:]
     # the step ran on the encoder fixture's images

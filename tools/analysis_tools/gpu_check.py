@@ -73,12 +73,19 @@ def main(argv: Optional[List[str]] = None) -> List[Dict]:
         print(f'[gpu_check] {name}: {rows[-1]["status"]} ({seconds:.0f} s; '
               f'log {log})', flush=True)
 
-    # 1. parity of the whole ExCEL segmentor, on the device
-    parity = os.environ.get('EXCEL_PARITY_DIR') or osp.join(args.bundle,
-                                                            'parity')
+    # 1. parity of the ExCEL encoder, head and whole segmentor, on the device
+    # EXCEL_PARITY_DIR, else the bundle's copy, else ../shared/parity (the
+    # default of tools/run_tests.sh)
+    parity = os.environ.get('EXCEL_PARITY_DIR') or next(
+        (d for d in (osp.join(args.bundle, 'parity'),
+                     osp.join(osp.dirname(ROOT), 'shared', 'parity'))
+         if osp.isfile(osp.join(d, 'inputs.pt'))), osp.join(args.bundle,
+                                                            'parity'))
     log = osp.join(args.out, 'parity.log')
     if osp.isfile(osp.join(parity, 'inputs.pt')):
         rc, out, sec = run([py, '-m', 'pytest', '-q', '-p', 'no:cacheprovider',
+                            'tests/test_parity/test_parity_encoder.py',
+                            'tests/test_parity/test_parity_head.py',
                             'tests/test_parity/test_parity_segmentor.py'],
                            dict(EXCEL_PARITY_DIR=parity,
                                 MMSEG_EXCEL_TEST_DEVICE=args.device), log)
