@@ -77,7 +77,10 @@ def test_eval_clip_writes_metrics(tmp_path):
     _run([
         PY, 'tools/toy_world/eval_clip.py', '--data',
         str(world), '--out',
-        str(out_file)
+        str(out_file), '--linear-probe', '--probe-split', 'val'
     ])
     metrics = json.loads(out_file.read_text())
-    assert metrics, metrics
+    assert metrics['num_images'] == 8
+    probe = metrics['linear_probe']
+    assert probe['fit_split'] == 'val'
+    assert 0 <= probe['mAP'] <= 100 and 0 <= probe['AUC'] <= 1

@@ -94,3 +94,17 @@ def test_metrics_closed_form():
     assert sep['auc'] == pytest.approx(0.5)
     assert sep['all_above'] == pytest.approx(1 / 2)
     assert sep['margin'] == pytest.approx(((0.9 - 0.1) + (0.7 - 0.8)) / 2)
+
+
+def test_linear_probe_separable_and_chance():
+    """The probe recovers labels that are linear in the features and stays
+    near chance on unrelated features."""
+    g = torch.Generator().manual_seed(0)
+    y = (torch.rand(400, 8, generator=g) < 0.3).long()
+    x = torch.cat([y.float() * 2 - 1, torch.randn(400, 8, generator=g)], 1)
+    x = x + 0.3 * torch.randn(x.shape, generator=g)
+    good = eval_clip.linear_probe(x[:300], y[:300], x[300:], y[300:])
+    assert good['mAP'] > 99 and good['AUC'] > 0.99, good
+    noise = torch.randn(400, 16, generator=g)
+    bad = eval_clip.linear_probe(noise[:300], y[:300], noise[300:], y[300:])
+    assert bad['mAP'] < 50 and 0.35 < bad['AUC'] < 0.65, bad

@@ -15,6 +15,13 @@ embedding per foreground class (``--templates``, default ExCEL's
   and absent classes, and the share of images where every present class
   outscores every absent one.
 
+``--linear-probe`` adds a diagnostic that separates the image tower from
+the image–text alignment: a linear multi-label classifier (logistic
+regression, L-BFGS) fitted on the frozen image embeddings of
+``--probe-split`` (default ``train``) and scored on ``--split`` like the
+zero-shot scores. A probe far above zero-shot means the tower knows the
+classes and the text side or the alignment lags; both low, the tower.
+
 Example::
 
     python tools/toy_world/eval_clip.py --data data/toy_world \
@@ -49,6 +56,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--templates', nargs='+', default=list(DEFAULT_TEMPLATES))
     p.add_argument('--batch-size', type=int, default=256)
     p.add_argument('--threads', type=int, default=2)
+    p.add_argument('--linear-probe', action='store_true',
+                   help='also fit a linear probe on frozen image embeddings')
+    p.add_argument('--probe-split', default='train')
     p.add_argument('--out', default=None, help='write the metrics as JSON')
     return p.parse_args(argv)
 
@@ -218,6 +228,33 @@ def evaluate(model, tokenizer, root: str, split: str, thr_split: str,
         separation=separation(cos, targets))
 
 
+def linear_probe(train_x: torch.Tensor, train_y: torch.Tensor,
+                 test_x: torch.Tensor, test_y: torch.Tensor,
+                 weight_decay: float = 1e-4, max_iter: int = 300) -> dict:
+    """Logistic-regression probe (one sigmoid per class, L-BFGS, L2 on the
+    weights) on fixed features; test mAP and present-vs-absent AUC."""
+    x, y = train_x.float(), train_y.float()
+    mean, std = x.mean(0), x.std(0).clamp_min(1e-6)
+    x = (x - mean) / std
+    w = torch.zeros(x.shape[1], y.shape[1], requires_grad=True)
+    b = torch.zeros(y.shape[1], requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], max_iter=max_iter,
+                            line_search_fn='strong_wolfe')
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(
+            x @ w + b, y) + weight_decay * (w**2).sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        opt.step(closure)
+    scores = ((test_x.float() - mean) / std) @ w.detach() + b.detach()
+    return dict(mAP=average_precision(scores, test_y).nanmean().item(),
+                AUC=separation(scores, test_y)['auc'])
+
+
 def main(argv=None) -> None:
     """Entry point."""
     args = parse_args(argv)
@@ -225,6 +262,14 @@ def main(argv=None) -> None:
     model, tokenizer, _ = tw.load_toy_clip(args.checkpoint, args.config)
     res = evaluate(model, tokenizer, args.data, args.split, args.thr_split,
                    args.templates, args.batch_size)
+    if args.linear_probe:
+        k = len(tw.CLASS_NAMES)
+        px, py, _ = load_split(args.data, args.probe_split, k)
+        tx, ty, _ = load_split(args.data, args.split, k)
+        res['linear_probe'] = dict(
+            fit_split=args.probe_split,
+            **linear_probe(image_features(model, px, args.batch_size), py,
+                           image_features(model, tx, args.batch_size), ty))
     text = json.dumps(res, indent=1)
     print(text)
     if args.out:
