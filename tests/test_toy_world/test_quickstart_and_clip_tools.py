@@ -77,10 +77,34 @@ def test_eval_clip_writes_metrics(tmp_path):
     _run([
         PY, 'tools/toy_world/eval_clip.py', '--data',
         str(world), '--out',
-        str(out_file), '--linear-probe', '--probe-split', 'val'
+        str(out_file), '--linear-probe', '--probe-split', 'val',
+        '--checkpoint', 'mmseg_excel/data/toy_clip/toy_clip.pt', '--config',
+        'mmseg_excel/data/toy_clip/toy_clip.json'
     ])
     metrics = json.loads(out_file.read_text())
     assert metrics['num_images'] == 8
     probe = metrics['linear_probe']
     assert probe['fit_split'] == 'val'
     assert 0 <= probe['mAP'] <= 100 and 0 <= probe['AUC'] <= 1
+
+
+def test_pretrain_clip_v2_hybrid_recipe_resumes(tmp_path):
+    """The v2 recipe of mmseg_excel/data/toy_clip/README.md (hybrid conv-stem
+    tower, name-only captions), 2 steps, then resumed to 3; the export loads
+    as the hybrid tower."""
+    cfg = 'mmseg_excel/data/toy_clip/v2/toy_clip.json'
+    export = tmp_path / 'export'
+    args = [PY, 'tools/toy_world/pretrain_clip.py', '--model-config', cfg,
+            '--seed', '0', '--batch-size', '4', '--lr', '1e-3', '--warmup',
+            '100', '--name-only-prob', '0.8', '--work-dir',
+            str(tmp_path / 'run'), '--export', str(export)]
+    _run(args + ['--steps', '2'])
+    out = _run(args + ['--steps', '3'])
+    assert 'resumed from' in out and 'at step 2' in out
+    sys.path.insert(0, str(ROOT / 'tools' / 'toy_world'))
+    from _bootstrap import import_toy_world
+    from mmseg_excel.models.backbones import ConvStem
+    model, _, name = import_toy_world().load_toy_clip(
+        str(export / 'toy_clip.pt'), str(export / 'toy_clip.json'))
+    assert name == 'toy_clip' and isinstance(model.visual.conv1, ConvStem)
+    assert len(model.visual.conv1[0]) == 4  # conv, BN, ReLU, max-pool
