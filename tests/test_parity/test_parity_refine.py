@@ -3,6 +3,8 @@
 
 Fixtures: encoder.pt, text.pt, step_before_lvc.pt, step_after_lvc.pt,
 inputs.pt, par.pt (README: 1e-5 relative, pseudo labels ≥ 99.9 % equal).
+Every stage runs on ``test_device`` (CPU unless ``MMSEG_EXCEL_TEST_DEVICE``
+names an accelerator).
 """
 import pytest
 import torch
@@ -21,8 +23,8 @@ PAR_DILATIONS = (1, 2, 4, 8, 12, 24)
 PAR_ITERS = 20
 
 
-def _load(p):
-    return torch.load(p, weights_only=False)
+def _load(p, device='cpu'):
+    return torch.load(p, weights_only=False, map_location=device)
 
 
 def _rel(a, b):
@@ -34,9 +36,9 @@ def _train_images(inputs):
     return denormalize_uint8(inputs['inputs'], IMAGENET_MEAN, IMAGENET_STD)
 
 
-def test_patch_text_maps(parity_dir):
-    enc = _load(parity_dir / 'encoder.pt')
-    text = _load(parity_dir / 'text.pt')
+def test_patch_text_maps(parity_dir, test_device):
+    enc = _load(parity_dir / 'encoder.pt', test_device)
+    text = _load(parity_dir / 'text.pt', test_device)
     num_fg = enc['attr_maps_raw'].shape[-1]
     maps_all, cams = patch_text_maps(enc['image_features'],
                                      text['text_attr'].t(), num_fg)
@@ -44,22 +46,22 @@ def test_patch_text_maps(parity_dir):
     assert _rel(cams, enc['attr_maps_raw']) < 1e-5
 
 
-def test_par(parity_dir):
-    d = _load(parity_dir / 'par.pt')
-    par = PAR(d['dilations'], d['num_iter'])
+def test_par(parity_dir, test_device):
+    d = _load(parity_dir / 'par.pt', test_device)
+    par = PAR(d['dilations'], d['num_iter']).to(test_device)
     assert _rel(par(d['images'], d['masks']), d['out']) < 1e-5
 
 
 @pytest.mark.parametrize('step', ['step_before_lvc.pt', 'step_after_lvc.pt'])
-def test_refine_and_pseudo_labels(parity_dir, step):
-    enc = _load(parity_dir / 'encoder.pt')
-    inputs = _load(parity_dir / 'inputs.pt')
-    s = _load(parity_dir / step)
+def test_refine_and_pseudo_labels(parity_dir, step, test_device):
+    enc = _load(parity_dir / 'encoder.pt', test_device)
+    inputs = _load(parity_dir / 'inputs.pt', test_device)
+    s = _load(parity_dir / step, test_device)
     # after the switch refinement uses the decoder affinity (seg_attn)
     seg_attn = s['forward']['attn_pred'] if s['iteration'] > 0 else None
     gen = ExCELPseudoLabeler(
         affinity=dict(num_layers=6, box_threshold=CAA_THRESHOLD),
-        par=dict(dilations=PAR_DILATIONS, num_iter=PAR_ITERS))
+        par=dict(dilations=PAR_DILATIONS, num_iter=PAR_ITERS)).to(test_device)
     images = _train_images(inputs)
     out = gen(
         s['attr_maps_used'],

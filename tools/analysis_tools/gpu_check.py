@@ -73,7 +73,8 @@ def main(argv: Optional[List[str]] = None) -> List[Dict]:
         print(f'[gpu_check] {name}: {rows[-1]["status"]} ({seconds:.0f} s; '
               f'log {log})', flush=True)
 
-    # 1. parity of the ExCEL encoder, head and whole segmentor, on the device
+    # 1. parity of the ExCEL encoder, head, refinement and whole segmentor,
+    #    on the device
     # EXCEL_PARITY_DIR, else the bundle's copy, else ../shared/parity (the
     # default of tools/run_tests.sh)
     parity = os.environ.get('EXCEL_PARITY_DIR') or next(
@@ -86,6 +87,7 @@ def main(argv: Optional[List[str]] = None) -> List[Dict]:
         rc, out, sec = run([py, '-m', 'pytest', '-q', '-p', 'no:cacheprovider',
                             'tests/test_parity/test_parity_encoder.py',
                             'tests/test_parity/test_parity_head.py',
+                            'tests/test_parity/test_parity_refine.py',
                             'tests/test_parity/test_parity_segmentor.py'],
                            dict(EXCEL_PARITY_DIR=parity,
                                 MMSEG_EXCEL_TEST_DEVICE=args.device), log)
