@@ -88,11 +88,11 @@ def test_eval_clip_writes_metrics(tmp_path):
     assert 0 <= probe['mAP'] <= 100 and 0 <= probe['AUC'] <= 1
 
 
-def test_pretrain_clip_v2_hybrid_recipe_resumes(tmp_path):
-    """The v2 recipe of mmseg_excel/data/toy_clip/README.md (hybrid conv-stem
+def test_pretrain_clip_shipped_recipe_resumes(tmp_path):
+    """The recipe of mmseg_excel/data/toy_clip/README.md (hybrid conv-stem
     tower, name-only captions), 2 steps, then resumed to 3; the export loads
     as the hybrid tower."""
-    cfg = 'mmseg_excel/data/toy_clip/v2/toy_clip.json'
+    cfg = 'mmseg_excel/data/toy_clip/toy_clip.json'
     export = tmp_path / 'export'
     args = [PY, 'tools/toy_world/pretrain_clip.py', '--model-config', cfg,
             '--seed', '0', '--batch-size', '4', '--lr', '1e-3', '--warmup',

@@ -9,8 +9,9 @@ open_clip custom architecture (``--model-config``, registered with
 
 Example (the shipped checkpoint; see mmseg_excel/data/toy_clip/README.md)::
 
-    python tools/toy_world/pretrain_clip.py --seed 0 --steps 800 --batch-size 64 \
-        --work-dir /tmp/toy_clip_run --export mmseg_excel/data/toy_clip
+    python tools/toy_world/pretrain_clip.py --seed 0 --steps 5000 --batch-size 64 --lr 1e-3 \
+        --warmup 100 --name-only-prob 0.8 --work-dir work_dirs/toy_clip_run \
+        --export mmseg_excel/data/toy_clip
 """
 import argparse
 import json
@@ -39,12 +40,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument('--model-config', default=str(DEFAULT_CONFIG),
                    help='open_clip model JSON; the model name is its stem')
     p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--steps', type=int, default=800)
+    p.add_argument('--steps', type=int, default=5000)
     p.add_argument('--batch-size', type=int, default=64)
     p.add_argument('--lr', type=float, default=1e-3)
-    p.add_argument('--warmup', type=int, default=50)
+    p.add_argument('--warmup', type=int, default=100)
     p.add_argument('--weight-decay', type=float, default=0.1)
-    p.add_argument('--name-only-prob', type=float, default=0.0,
+    p.add_argument('--name-only-prob', type=float, default=0.8,
                    help='share of captions that name the classes only (no '
                    'colour, texture, size or background words)')
     p.add_argument('--threads', type=int, default=2)
