@@ -84,9 +84,9 @@ def test_main_trains_each_seed_and_pairs_the_ablation(tmp_path, monkeypatch,
     monkeypatch.setattr(report, 'per_class_iou',
                         lambda *a, **k: next(per_class))
     work = tmp_path / 'work'
-    rows = report.main([
+    rows = report.main([  # no --seeds: 3 training seeds by default
         '--methods', 'excel', 'no_tse', '--data-root', str(world),
-        '--work-dir', str(work), '--seeds', '0', '1', '2'
+        '--work-dir', str(work)
     ])
     assert sorted(trained) == [('excel', 0, 'excel'), ('excel', 1,
                                                        'excel_seed1'),
@@ -117,6 +117,13 @@ def test_main_trains_each_seed_and_pairs_the_ablation(tmp_path, monkeypatch,
                  '--work-dir', str(work), '--seeds', '0', '1', '2',
                  '--eval-only'])
     assert trained == []
+
+
+def test_default_seeds():
+    """Training runs 3 seeds unless told; --eval-only the shipped seed 0."""
+    assert report.parse_args([]).seeds == [0, 1, 2]
+    assert report.parse_args(['--eval-only']).seeds == [0]
+    assert report.parse_args(['--seeds', '4', '5']).seeds == [4, 5]
 
 
 def test_per_class_iou_by_hand(tmp_path):

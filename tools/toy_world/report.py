@@ -24,7 +24,8 @@ ceiling, the same ExCEL decoder and schedule trained on the exact masks
 ``--seed N`` renders a fresh test split from seed N (``data/toy_world_test_
 seed<N>``) and evaluates on it; with ``--eval-only`` nothing is retrained.
 
-``--seeds S1 S2 ...`` trains every trainable config once per training seed
+``--seeds S1 S2 ...`` (default 0 1 2; with ``--eval-only`` 0, the shipped
+models) trains every trainable config once per training seed
 (``randomness.seed=S``: decoder initialisation and data order; work dirs
 ``<work-dir>/<method>`` for seed 0 and ``<work-dir>/<method>_seed<S>``
 otherwise). The table then gives the mean ± sample std of the model mIoU over
@@ -99,6 +100,8 @@ SEGMENTER_CONFIG = 'fcn_r18-d8_1xb8-1k_toy-world-pl-96x96.py'
 SUPERVISED = 'supervised'
 TRAIN_LIST = 'ImageSets/Segmentation/train.txt'
 ALL_KEYS = list(METHODS) + list(REFINERS) + [SUPERVISED]
+#: training seeds of a run without ``--seeds`` (``--eval-only``: seed 0)
+DEFAULT_SEEDS = (0, 1, 2)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -115,9 +118,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    help='never train: use existing or shipped checkpoints')
     p.add_argument('--seed', type=int, default=None,
                    help='render a fresh test split from this seed')
-    p.add_argument('--seeds', type=int, nargs='+', default=[0],
+    p.add_argument('--seeds', type=int, nargs='+', default=None,
                    help='training seeds (randomness.seed) of every trainable '
-                   'config; the shipped models are seed 0')
+                   'config (default 0 1 2; with --eval-only 0, the shipped '
+                   'models)')
     p.add_argument('--num-test', type=int, default=500,
                    help='images of the fresh test split (--seed)')
     p.add_argument('--device', default=None)
@@ -128,7 +132,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    f'models to {osp.relpath(SHIPPED_DIR, REPO)}/<method>.pth')
     p.add_argument('--train-args', nargs=argparse.REMAINDER, default=[],
                    help='extra arguments for tools/train.py (last)')
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.seeds is None:
+        args.seeds = [0] if args.eval_only else list(DEFAULT_SEEDS)
+    return args
 
 
 def ensure_world(root: str, seed: int = 0, test_seed: Optional[int] = None,
