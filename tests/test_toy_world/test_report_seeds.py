@@ -153,3 +153,39 @@ def test_per_class_iou_by_hand(tmp_path):
     (labels / 'b.png').unlink()
     with pytest.raises(FileNotFoundError, match='b.png'):
         report.per_class_iou(str(labels), str(root), num_classes=5)
+
+
+def test_export_writes_weights_only_seed0_checkpoints(tmp_path, monkeypatch):
+    """``--export`` after ``--seeds 0 1``: the seed-0 checkpoint of each
+    trained method becomes ``<SHIPPED_DIR>/<method>.pth`` (state dict +
+    meta, no optimizer); seed 1 is never exported."""
+    import torch
+    world = tmp_path / 'world'
+    world.mkdir()
+    (world / 'meta.json').write_text('{}')
+    monkeypatch.setattr(report, 'ensure_world', lambda *a, **k: None)
+    monkeypatch.setattr(report, 'SHIPPED_DIR', str(tmp_path / 'shipped'))
+
+    def fake_train(config, work_dir, data_root, extra, seed=0, options=()):
+        ckpt = Path(work_dir) / 'iter_1.pth'
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(dict(state_dict={'w': torch.full((2, ), float(seed))},
+                        optimizer={'big': 1}, meta={'iter': 1}), ckpt)
+        (Path(work_dir) / 'last_checkpoint').write_text(str(ckpt))
+        return 1.0
+
+    monkeypatch.setattr(report, 'train', fake_train)
+    monkeypatch.setattr(report, 'model_miou', lambda *a, **k: 10.0)
+    monkeypatch.setattr(report, 'pseudo_label_miou',
+                        lambda *a, **k: (30.0, 0.5))
+    monkeypatch.setattr(report, 'per_class_iou', lambda *a, **k: [0.5] * 9)
+    monkeypatch.setattr(report, 'save_figure', lambda *a, **k: None)
+    report.main(['--methods', 'excel', '--data-root', str(world),
+                 '--work-dir', str(tmp_path / 'work'), '--seeds', '0', '1',
+                 '--export'])
+    assert sorted(p.name for p in (tmp_path / 'shipped').iterdir()) == [
+        'excel.pth']
+    out = torch.load(tmp_path / 'shipped' / 'excel.pth', weights_only=False)
+    assert sorted(out) == ['meta', 'state_dict']
+    torch.testing.assert_close(out['state_dict']['w'], torch.zeros(2))
+    assert out['meta']['iter'] == 1

@@ -1,6 +1,6 @@
 # ExCEL on the shipped Toy-World CLIP (mmseg_excel/data/toy_clip/): the
 # components of excel_clip-vit-b16.py, sized for a 4-block ViT of width 64
-# with 8x8 patches (12x12 tokens on 96x96 images). Only sizes change here.
+# on a 12x12 token grid (conv stem, 96x96 images). Only sizes change here.
 _base_ = ['./excel_clip-vit-b16.py']
 toy_clip = dict(
     model_name='mmseg_excel/data/toy_clip/toy_clip.json',  # open_clip JSON
