@@ -100,10 +100,12 @@ def resolve_model_name(model_name: Optional[str]) -> Optional[str]:
 
 
 def create_clip_model(model_name: str, pretrained: Optional[str] = None,
-                      **kwargs) -> nn.Module:
-    """``open_clip.create_model`` plus the conv stem its JSON declares."""
+                      conv_stem: bool = True, **kwargs) -> nn.Module:
+    """``open_clip.create_model`` plus the conv stem its JSON declares
+    (``conv_stem=False``: the plain patch convolution instead, as
+    ``tools/toy_world/check_image_tower.py --arch vit`` builds it)."""
     import open_clip
-    stem = _CONV_STEMS.get(model_name)
+    stem = _CONV_STEMS.get(model_name) if conv_stem else None
     if stem is not None and pretrained is not None:
         raise ValueError(
             f'{model_name!r} has a conv stem: open_clip tags cannot hold its '

@@ -9,7 +9,8 @@ scenes of the ``pretrain`` stream every step); every ``--eval-every`` steps
 it prints the test mAP (macro AP over the classes) and the per-image
 present-vs-absent AUC on ``--num-test`` scenes of the ``test`` stream.
 
-``--arch vit`` is a tower with a plain patch embedding ``conv1``;
+``--arch vit`` is a tower with a plain patch embedding ``conv1`` (a
+``conv_stem`` of the JSON is left out);
 ``--arch hybrid`` uses the JSON's ``conv_stem`` or, for a plain JSON, a
 ``ConvStem`` (3 stages of 2 × (conv 3×3, BN, ReLU) + max-pool 2, channels 32,
 64, width; the same token grid for patch 8) in front of the same ViT blocks. Measured
@@ -93,12 +94,12 @@ def main(argv: Optional[List[str]] = None) -> List[Dict[str, float]]:
     from mmseg_excel.utils.clip_weights import (create_clip_model,
                                                 register_model_config)
     name = register_model_config(args.model_config)
-    model = create_clip_model(name, pretrained=None)
+    # vit: the JSON's ViT with the plain patch convolution, even where the
+    # JSON declares a conv stem (the shipped one does)
+    model = create_clip_model(name, pretrained=None,
+                              conv_stem=args.arch == 'hybrid')
     if args.arch == 'hybrid' and not isinstance(model.visual.conv1, ConvStem):
         attach_conv_stem(model, dict(channels=HYBRID_CHANNELS))
-    if args.arch == 'vit' and isinstance(model.visual.conv1, ConvStem):
-        raise ValueError(f'{args.model_config} declares a conv_stem: '
-                         'use --arch hybrid')
     vis = model.visual
     size = vis.image_size[0] if isinstance(vis.image_size, tuple) else \
         vis.image_size

@@ -61,6 +61,12 @@ def test_json_stem_is_built_and_open_clip_config_is_clean(hybrid, tmp_path):
     plain.write_text(json.dumps(TINY))
     model = create_clip_model(register_model_config(str(plain)))
     assert type(model.visual.conv1) is torch.nn.Conv2d
+    # conv_stem=False: the hybrid JSON's ViT with its plain patch conv
+    # (check_image_tower.py --arch vit)
+    model = create_clip_model(hybrid['name'], conv_stem=False)
+    assert type(model.visual.conv1) is torch.nn.Conv2d
+    assert isinstance(create_clip_model(hybrid['name']).visual.conv1,
+                      ConvStem)
 
 
 def test_checkpoint_roundtrip_keeps_bn_state(hybrid):
