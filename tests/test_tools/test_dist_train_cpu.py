@@ -32,6 +32,28 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _data_opts(world) -> list:
+    """--cfg-options pointing every split at ``world``, in-process loading."""
+    return [f'{s}_dataloader.{k}' for s in ('train', 'val', 'test')
+            for k in (f'dataset.data_root={world}', 'num_workers=0',
+                      'persistent_workers=False')]
+
+
+def _launch(nproc: int, work, opts, cwd) -> subprocess.CompletedProcess:
+    """``dist_train.sh CONFIG nproc`` (nproc > 1) or ``train.py CONFIG``."""
+    env = dict(os.environ, PORT=str(_free_port()), OMP_NUM_THREADS='1',
+               PATH=f'{Path(sys.executable).parent}{os.pathsep}'
+               f'{os.environ["PATH"]}')
+    if nproc > 1:
+        cmd = ['bash', str(ROOT / 'tools' / 'dist_train.sh'), str(CONFIG),
+               str(nproc)]
+    else:
+        cmd = [sys.executable, str(ROOT / 'tools' / 'train.py'), str(CONFIG)]
+    return subprocess.run(
+        cmd + ['--work-dir', str(work), '--cfg-options', *opts], cwd=cwd,
+        env=env, capture_output=True, text=True, timeout=900)
+
+
 @pytest.mark.slow
 def test_dist_train_two_cpu_processes(tmp_path):
     if torch.cuda.is_available():
@@ -42,13 +64,7 @@ def test_dist_train_two_cpu_processes(tmp_path):
     make_dataset.main(['--out', str(world), '--seed', '3', '--num-train', '8',
                        '--num-val', '2', '--num-test', '2'])
     work = tmp_path / 'work'
-    opts = [f'{s}_dataloader.dataset.data_root={world}'
-            for s in ('train', 'val', 'test')]
-    opts += [f'{s}_dataloader.num_workers=0' for s in ('train', 'val',
-                                                         'test')]
-    opts += [f'{s}_dataloader.persistent_workers=False'
-             for s in ('train', 'val', 'test')]
-    opts += [
+    opts = _data_opts(world) + [
         'train_dataloader.batch_size=2', 'train_cfg.max_iters=4',
         'train_cfg.val_interval=4', 'param_scheduler.0.max_iters=4',
         'param_scheduler.0.warmup_iters=1', 'model.lvc_start_iter=2',
@@ -56,13 +72,7 @@ def test_dist_train_two_cpu_processes(tmp_path):
         'default_hooks.checkpoint.interval=4',
         'custom_hooks.0.vis_interval=0'
     ]
-    env = dict(os.environ, PORT=str(_free_port()), OMP_NUM_THREADS='1',
-               PATH=f'{Path(sys.executable).parent}{os.pathsep}'
-               f'{os.environ["PATH"]}')
-    proc = subprocess.run(
-        ['bash', str(ROOT / 'tools' / 'dist_train.sh'), str(CONFIG), '2',
-         '--work-dir', str(work), '--cfg-options', *opts],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    proc = _launch(2, work, opts, cwd=tmp_path)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
     assert 'CPU distributed run: gloo, rank 0 of 2' in out, out[-3000:]
@@ -83,12 +93,7 @@ def _train(world, work, nproc: int, batch: int, extra=()) -> str:
     """Train the toy ExCEL config for 2 iterations without random
     augmentation or dropout (the same images, in the same order, for any
     number of processes); return the log."""
-    opts = [f'{s}_dataloader.dataset.data_root={world}'
-            for s in ('train', 'val', 'test')]
-    opts += [f'{s}_dataloader.{k}'
-             for s in ('train', 'val', 'test')
-             for k in ('num_workers=0', 'persistent_workers=False')]
-    opts += [
+    opts = _data_opts(world) + [
         f'train_dataloader.batch_size={batch}', 'train_cfg.max_iters=2',
         'train_cfg.val_interval=100', 'param_scheduler.0.max_iters=2',
         'param_scheduler.0.warmup_iters=1', 'model.lvc_start_iter=100',
@@ -99,17 +104,7 @@ def _train(world, work, nproc: int, batch: int, extra=()) -> str:
         'default_hooks.checkpoint.interval=1', 'custom_hooks.0.vis_interval=0',
         *extra
     ]
-    env = dict(os.environ, PORT=str(_free_port()), OMP_NUM_THREADS='1',
-               PATH=f'{Path(sys.executable).parent}{os.pathsep}'
-               f'{os.environ["PATH"]}')
-    if nproc > 1:
-        cmd = ['bash', str(ROOT / 'tools' / 'dist_train.sh'), str(CONFIG),
-               str(nproc)]
-    else:
-        cmd = [sys.executable, str(ROOT / 'tools' / 'train.py'), str(CONFIG)]
-    proc = subprocess.run(
-        cmd + ['--work-dir', str(work), '--cfg-options', *opts], cwd=world,
-        env=env, capture_output=True, text=True, timeout=900)
+    proc = _launch(nproc, work, opts, cwd=world)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
     return out
@@ -165,13 +160,11 @@ def test_upstream_mmseg_train_script_runs_our_config(tmp_path):
     world = tmp_path / 'world'
     make_dataset.main(['--out', str(world), '--seed', '3', '--num-train', '4',
                        '--num-val', '2', '--num-test', '2'])
-    opts = [f'{s}_dataloader.dataset.data_root={world}'
-            for s in ('train', 'val', 'test')]
-    opts += [f'{s}_dataloader.{k}={v}' for s in ('train', 'val', 'test')
-             for k, v in (('num_workers', 0), ('persistent_workers', False))]
-    opts += ['train_dataloader.batch_size=2', 'train_cfg.max_iters=2',
-             'train_cfg.val_interval=2', 'default_hooks.checkpoint.interval=2',
-             'param_scheduler.0.warmup_iters=1']
+    opts = _data_opts(world) + [
+        'train_dataloader.batch_size=2', 'train_cfg.max_iters=2',
+        'train_cfg.val_interval=2', 'default_hooks.checkpoint.interval=2',
+        'param_scheduler.0.warmup_iters=1'
+    ]
     env = dict(os.environ, PYTHONPATH='')  # no repository on the path
     proc = subprocess.run(
         [sys.executable, str(script), str(CONFIG), '--work-dir',

@@ -162,8 +162,7 @@ def test_export_writes_weights_only_seed0_checkpoints(tmp_path, monkeypatch):
     import torch
     world = tmp_path / 'world'
     world.mkdir()
-    (world / 'meta.json').write_text('{}')
-    monkeypatch.setattr(report, 'ensure_world', lambda *a, **k: None)
+    (world / 'meta.json').write_text('{}')  # no rendering needed
     monkeypatch.setattr(report, 'SHIPPED_DIR', str(tmp_path / 'shipped'))
 
     def fake_train(config, work_dir, data_root, extra, seed=0, options=()):
