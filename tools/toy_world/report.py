@@ -95,7 +95,7 @@ REFINERS: Dict[str, tuple] = {
 }
 #: rows trained on the exact masks: no (training-free) pseudo labels
 NO_PSEUDO_LABELS = ('excel_gt', )
-WEAKCLIP_CONFIG = 'weakclip_' + SUFFIX
+WEAKCLIP_CONFIG = 'weakclip_toy-clip_1xb8-2k_toy-world-96x96.py'
 SEGMENTER_CONFIG = 'fcn_r18-d8_1xb8-1k_toy-world-pl-96x96.py'
 SUPERVISED = 'supervised'
 TRAIN_LIST = 'ImageSets/Segmentation/train.txt'

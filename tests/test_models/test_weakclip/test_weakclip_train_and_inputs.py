@@ -13,7 +13,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[3]
 CFG = ROOT / 'configs' / 'toy_world' / \
-    'weakclip_toy-clip_1xb8-1k_toy-world-96x96.py'
+    'weakclip_toy-clip_1xb8-2k_toy-world-96x96.py'
 PY = sys.executable
 
 
