@@ -36,11 +36,15 @@ def block_qkv(block: nn.Module, x: Tensor,
     return qkv[0], qkv[1], qkv[2]
 
 
+def out_proj(block: nn.Module, y: Tensor) -> Tensor:
+    """Attention out-projection of concatenated head outputs (B, N, D)."""
+    return F.linear(y, block.attn.out_proj.weight, block.attn.out_proj.bias)
+
+
 def heads_out(block: nn.Module, y: Tensor) -> Tensor:
     """(B, H, N, d) per-head outputs → out-projection (B, N, D)."""
     b, h, n, d = y.shape
-    y = y.transpose(1, 2).reshape(b, n, h * d)
-    return F.linear(y, block.attn.out_proj.weight, block.attn.out_proj.bias)
+    return out_proj(block, y.transpose(1, 2).reshape(b, n, h * d))
 
 
 def standard_block(block: nn.Module, x: Tensor,
@@ -93,8 +97,7 @@ def new_path_update(block: nn.Module, n: Tensor, attn: Tensor,
     (B, H, N, N) broadcast copy of ``S``)."""
     b, h, n_tok, d = v.shape
     y = attn @ v.transpose(1, 2).reshape(b, n_tok, h * d)
-    return n + block.ls_1(
-        F.linear(y, block.attn.out_proj.weight, block.attn.out_proj.bias))
+    return n + block.ls_1(out_proj(block, y))
 
 
 @MODELS.register_module()
